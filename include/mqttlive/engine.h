@@ -1,0 +1,87 @@
+// The data path after capture: decode -> flow table -> reassembly -> MQTT
+// decoder -> session tracker. One Engine per capture thread. Packet time (or
+// the system clock in live mode) comes in as an argument; the engine never
+// reads a clock and never throws.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mqttlive/events.h"
+#include "mqttlive/flow_table.h"
+#include "mqttlive/mqtt_decoder.h"
+#include "mqttlive/packet_decoder.h"
+#include "mqttlive/tcp_reassembly.h"
+#include "mqttlive/tracker.h"
+
+namespace mqttlive {
+
+struct EngineConfig {
+  std::vector<uint16_t> broker_ports{1883};
+  TrackerConfig tracker;
+  MqttDecoderLimits mqtt;
+  uint32_t max_flows = 1u << 20;
+  uint32_t flow_buffer_bytes = 256u << 10;     // out-of-order bytes per direction
+  uint64_t total_buffer_bytes = 256ull << 20;  // out-of-order bytes across all flows
+  // After the first FIN, how long to wait for the other side's FIN/ACK before
+  // the close is judged (client_tcp needs to see whether the client ACKs).
+  Micros close_settle = 2 * kMicrosPerSecond;
+  // A flow with no packet for this long and no MQTT session is dropped.
+  Micros idle_flow_timeout = 0;  // 0 = never (connections are long-lived)
+};
+
+enum class EvictReason : uint8_t {
+  kTableFull = 0,   // max_flows reached: new flow refused
+  kTrackerFull,     // tracker at max_connections
+  kCount
+};
+const char* toString(EvictReason r);  // "table_full", "tracker_full"
+
+struct EngineStats {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+  uint64_t decode_status[static_cast<int>(DecodeStatus::kCount)] = {};
+  uint64_t not_broker_port = 0;        // TCP, but neither port is a listener
+  uint64_t tcp_flows = 0;              // flows ever created
+  uint64_t gaps = 0;
+  uint64_t gap_bytes = 0;
+  uint64_t gaps_by_reason[static_cast<int>(GapReason::kCount)] = {};
+  uint64_t parse_errors[static_cast<int>(ParseError::kCount)] = {};
+  // [side][type]: MQTT control packets decoded
+  uint64_t mqtt_packets[2][kPacketTypeCount] = {};
+  uint64_t flows_evicted[static_cast<int>(EvictReason::kCount)] = {};
+  uint64_t late_segments = 0;          // segment of a flow already closed (ignored)
+  ReassemblyStats reassembly;
+};
+
+class Engine {
+ public:
+  Engine(const EngineConfig& cfg, EventSink& sink);
+  ~Engine();
+
+  // One captured frame. `ts` in packet (offline) or system (live) time.
+  void onFrame(Micros ts, int link_type, std::span<const uint8_t> frame);
+  // Move time forward without a packet (live idle broker, end of capture).
+  void advanceTo(Micros now);
+  // End of input: settle pending closes, emit open_at_end for the rest.
+  void finish(Micros end_ts);
+  // Capture drops were reported: verdicts on every open connection become uncertain.
+  void onCaptureDrops(uint64_t dropped);
+  void reconfigure(const EngineConfig& cfg);
+
+  const EngineStats& stats() const { return stats_; }
+  const SessionTracker& tracker() const { return tracker_; }
+  size_t openFlows() const;
+  uint64_t bufferedBytes() const { return budget_.used; }
+  size_t memoryBytes() const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+  EngineStats stats_;
+  ReassemblyBudget budget_;
+  SessionTracker tracker_;
+};
+
+}  // namespace mqttlive

@@ -1,0 +1,46 @@
+// Stage 3: the flow table. Open addressing over the full 5-tuple (protocol is
+// always TCP here), mapping a connection to a caller-owned slot index. Lookup
+// and insert are O(1) and allocation-free until the table must grow.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "mqttlive/types.h"
+
+namespace mqttlive {
+
+// Canonical key: client side first, broker (listener) side second.
+struct FlowKey {
+  Endpoint client;
+  Endpoint broker;
+  friend bool operator==(const FlowKey& a, const FlowKey& b) { return a.client == b.client && a.broker == b.broker; }
+};
+
+uint64_t hashFlowKey(const FlowKey& k);
+
+class FlowTable {
+ public:
+  static constexpr uint32_t kNone = 0xffffffffu;
+  explicit FlowTable(uint32_t initial_capacity = 1024);
+
+  // Slot index for key, or kNone.
+  uint32_t find(const FlowKey& k, const std::vector<FlowKey>& keys) const;
+  // Inserts key -> slot (the caller stores keys[slot] = k first).
+  void insert(const FlowKey& k, uint32_t slot, const std::vector<FlowKey>& keys);
+  void erase(const FlowKey& k, const std::vector<FlowKey>& keys);
+  size_t size() const { return size_; }
+  size_t memoryBytes() const { return buckets_.capacity() * sizeof(Bucket); }
+
+ private:
+  struct Bucket {
+    uint32_t slot = kNone;
+    uint32_t hash_hi = 0;  // upper hash bits: skips most key compares
+  };
+  void grow();  // entries rehash from hash_hi alone; keys are not needed
+  std::vector<Bucket> buckets_;
+  size_t size_ = 0;
+  uint32_t mask_;
+};
+
+}  // namespace mqttlive

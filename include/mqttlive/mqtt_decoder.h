@@ -1,0 +1,107 @@
+// Stage 5: incremental MQTT 3.1 / 3.1.1 / 5.0 decoder for one direction of one
+// connection. Fed arbitrary byte chunks; consumes every byte; emits whole
+// packets and named errors through callbacks. No I/O, clock or metrics inside.
+//
+// Memory: in steady state (each packet's header inside one chunk) nothing is
+// buffered. Only the fields we need are parsed; payloads are skipped without
+// copying. A packet whose needed head straddles chunks is assembled in a small
+// buffer that is released when the packet completes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "mqttlive/mqtt_packet.h"
+
+namespace mqttlive {
+
+enum class ParseError : uint8_t {
+  kReservedType = 0,      // packet type 0 (or 15 before MQTT 5)
+  kBadFixedHeaderFlags,   // flags that the spec fixes (e.g. SUBSCRIBE must be 0b0010)
+  kInvalidQos,            // PUBLISH QoS 3
+  kBadRemainingLength,    // more than 4 length bytes, or non-minimal encoding past 4
+  kPacketTooLarge,        // remaining length above the configured maximum: skipped
+  kBadProtocolName,       // CONNECT protocol name not "MQTT"/"MQIsdp"
+  kBadProtocolLevel,      // CONNECT level not 3/4/5
+  kMalformedConnect,      // fields run past the packet, reserved flag set, ...
+  kMalformedConnack,
+  kMalformedProperties,   // v5 property length/ids inconsistent
+  kMalformedPacket,       // any other type whose body is inconsistent
+  kResync,                // bytes discarded while searching for framing after a gap/midstream
+  kCount
+};
+// snake_case name for events and metric labels, e.g. "bad_remaining_length".
+const char* toString(ParseError e);
+
+class MqttDecoderCallbacks {
+ public:
+  virtual ~MqttDecoderCallbacks() = default;
+  virtual void onPacket(const MqttPacket& packet) = 0;
+  virtual void onError(ParseError error) = 0;
+};
+
+struct MqttDecoderLimits {
+  uint32_t max_packet_size = 1u << 20;  // remaining length above this is skipped + counted
+};
+
+class MqttDecoder {
+ public:
+  MqttDecoder() = default;
+  MqttDecoder(MqttDecoder&&) noexcept = default;
+  MqttDecoder& operator=(MqttDecoder&&) noexcept = default;
+  ~MqttDecoder();
+
+  // The client-side decoder learns the level from CONNECT; the engine passes it
+  // to the broker-side decoder so CONNACK/DISCONNECT properties are parsed.
+  // 0 = unknown: v5 is then recognised from the packet shape where possible.
+  void setProtocolLevel(uint8_t level) { level_ = level; }
+  uint8_t protocolLevel() const { return level_; }
+
+  // Start in resync mode: the first bytes may be the middle of a packet
+  // (capture began mid-connection). Emits a packet only once framing is found.
+  void startMidstream() { resync_ = true; }
+
+  void feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
+
+  // Bytes were lost (TCP gap): drop any partial packet and resynchronise.
+  void onGap();
+
+  bool resyncing() const { return resync_; }
+
+ private:
+  // Longest packet head (bytes from the start of the body up to the last field
+  // parsed) assembled across chunks; a head beyond it is reported as parsed so far.
+  static constexpr uint32_t kMaxHead = 4096;
+
+  size_t readLength(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits,
+                    MqttDecoderCallbacks& cb);
+  void onHeader(const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
+  size_t feedBody(const uint8_t* p, size_t n, size_t pos, MqttDecoderCallbacks& cb);
+  size_t resync(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
+  void emit(const MqttPacket& packet, MqttDecoderCallbacks& cb);
+  bool fail(ParseError error, MqttDecoderCallbacks& cb);
+  void reportResync(MqttDecoderCallbacks& cb);
+  bool reserveHead(uint32_t need);
+  void releaseHead();
+  void dropPartial();
+
+  // Internal state; see mqtt_decoder.cpp.
+  std::unique_ptr<uint8_t[]> head_;   // partial packet head, only while straddling
+  uint16_t head_len_ = 0;             // bytes in head_
+  uint16_t head_cap_ = 0;
+  uint16_t head_need_ = 0;            // head bytes the parser needs before it can go on
+  uint32_t skip_ = 0;                 // payload bytes still to skip
+  uint32_t remaining_ = 0;            // remaining length of the packet being assembled
+  uint8_t fixed_ = 0;                 // first byte of the packet being assembled
+  uint8_t len_bytes_ = 0;             // remaining-length bytes seen so far
+  uint8_t state_ = 0;
+  uint8_t level_ = 0;
+  bool resync_ = false;
+  bool resync_reported_ = false;      // this resync episode's kResync was emitted
+  uint8_t trust_ = 0;                 // packets to decode before resync framing is trusted
+  uint8_t pend_len_ = 0;              // while resyncing: undecided bytes kept in head_
+};
+
+}  // namespace mqttlive

@@ -1,0 +1,57 @@
+// Value types shared by every stage: time, addresses, endpoints.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace mqttlive {
+
+// Microseconds since the Unix epoch. Integer so that deadlines are exact and
+// offline runs are reproducible to the microsecond.
+using Micros = int64_t;
+constexpr Micros kMicrosPerSecond = 1'000'000;
+
+inline Micros secondsToMicros(double s) { return static_cast<Micros>(s * 1e6 + (s >= 0 ? 0.5 : -0.5)); }
+inline double microsToSeconds(Micros us) { return static_cast<double>(us) / 1e6; }
+
+// IPv4 addresses are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d) so that one
+// 16-byte compare serves both families.
+struct IpAddr {
+  uint8_t bytes[16] = {};
+  bool v4 = false;
+
+  static IpAddr fromV4(const uint8_t* p) {
+    IpAddr a;
+    a.bytes[10] = 0xff;
+    a.bytes[11] = 0xff;
+    std::memcpy(a.bytes + 12, p, 4);
+    a.v4 = true;
+    return a;
+  }
+  static IpAddr fromV6(const uint8_t* p) {
+    IpAddr a;
+    std::memcpy(a.bytes, p, 16);
+    a.v4 = false;
+    return a;
+  }
+  friend bool operator==(const IpAddr& a, const IpAddr& b) {
+    return a.v4 == b.v4 && std::memcmp(a.bytes, b.bytes, 16) == 0;
+  }
+};
+
+struct Endpoint {
+  IpAddr ip;
+  uint16_t port = 0;
+  friend bool operator==(const Endpoint& a, const Endpoint& b) { return a.port == b.port && a.ip == b.ip; }
+};
+
+// "1.2.3.4:1883" or "[::1]:1883".
+std::string formatEndpoint(const Endpoint& e);
+// Parses the same formats; returns false on anything else.
+bool parseEndpoint(const std::string& text, Endpoint& out);
+
+// Which side of an MQTT connection sent something.
+enum class Side : uint8_t { kClient = 0, kBroker = 1 };
+
+}  // namespace mqttlive

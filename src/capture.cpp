@@ -1,0 +1,88 @@
+#include "mqttlive/capture.h"
+
+#include <pcap/pcap.h>
+
+namespace mqttlive {
+
+PcapCapture::~PcapCapture() {
+  if (p_ != nullptr) pcap_close(p_);
+}
+
+Micros pcapTime(const void* hdr, bool nano) {
+  const auto* h = static_cast<const pcap_pkthdr*>(hdr);
+  Micros sub = nano ? h->ts.tv_usec / 1000 : h->ts.tv_usec;
+  return static_cast<Micros>(h->ts.tv_sec) * kMicrosPerSecond + sub;
+}
+
+uint32_t pcapCaplen(const void* hdr) { return static_cast<const pcap_pkthdr*>(hdr)->caplen; }
+
+std::unique_ptr<PcapCapture> PcapCapture::openOffline(const std::string& path, std::string& error) {
+  char err[PCAP_ERRBUF_SIZE] = {};
+  // Ask for nanosecond precision so pcapng/nanosecond files keep theirs; we round to microseconds.
+  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+  if (p == nullptr) {
+    error = "cannot read capture " + path + ": " + err;
+    return nullptr;
+  }
+  return std::unique_ptr<PcapCapture>(new PcapCapture(p, path, true));
+}
+
+std::unique_ptr<PcapCapture> PcapCapture::openLive(const LiveCaptureOptions& o, std::string& error) {
+  char err[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* p = pcap_create(o.interface.c_str(), err);
+  if (p == nullptr) {
+    error = "cannot open interface " + o.interface + ": " + err;
+    return nullptr;
+  }
+  pcap_set_snaplen(p, o.snaplen);
+  pcap_set_promisc(p, 0);
+  pcap_set_timeout(p, o.timeout_ms);
+  pcap_set_buffer_size(p, o.buffer_bytes);
+  pcap_set_immediate_mode(p, o.immediate ? 1 : 0);
+  pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_MICRO);
+  int rc = pcap_activate(p);
+  if (rc < 0) {
+    error = "cannot capture on " + o.interface + ": " + pcap_geterr(p);
+    pcap_close(p);
+    return nullptr;
+  }
+  if (!o.bpf.empty()) {
+    bpf_program prog{};
+    if (pcap_compile(p, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(p, &prog) != 0) {
+      error = "bad capture filter '" + o.bpf + "' on " + o.interface + ": " + pcap_geterr(p);
+      pcap_freecode(&prog);
+      pcap_close(p);
+      return nullptr;
+    }
+    pcap_freecode(&prog);
+  }
+  pcap_setnonblock(p, 1, err);
+  return std::unique_ptr<PcapCapture>(new PcapCapture(p, o.interface, false));
+}
+
+int PcapCapture::linkType() const { return pcap_datalink(p_); }
+
+int PcapCapture::dispatchRaw(int max, void (*cb)(unsigned char*, const void*, const unsigned char*), void* user) {
+  int n = pcap_dispatch(p_, max, reinterpret_cast<pcap_handler>(cb), static_cast<unsigned char*>(user));
+  if (n == PCAP_ERROR_BREAK) return 0;
+  if (n == 0 && offline_) return -2;  // end of file
+  if (n == PCAP_ERROR) return -1;
+  return n;
+}
+
+std::string PcapCapture::lastError() const { return pcap_geterr(p_); }
+
+bool PcapCapture::stats(CaptureCounters& out) const {
+  pcap_stat st{};
+  if (pcap_stats(p_, &st) != 0) return false;
+  out.received = st.ps_recv;
+  out.dropped = st.ps_drop;
+  out.if_dropped = st.ps_ifdrop;
+  return true;
+}
+
+int PcapCapture::fd() const { return pcap_get_selectable_fd(p_); }
+
+void PcapCapture::breakLoop() { pcap_breakloop(p_); }
+
+}  // namespace mqttlive

@@ -1,0 +1,406 @@
+// Configuration loader: every invalid file under data/config is rejected with
+// its exact message (operators grep for these, and reload failures are only
+// visible through them), and valid files land in the right fields.
+#include "mqttlive/config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace mqttlive {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Relative to this file so the test needs no build-system define.
+const fs::path kTestsDir = fs::path(__FILE__).parent_path();
+const fs::path kDataDir = kTestsDir / "data" / "config";
+
+std::string readFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  EXPECT_TRUE(in.good()) << p;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The message parseConfig throws for `text`, or "" when it parses.
+std::string errorOf(const std::string& text, const std::string& source = "test.yaml") {
+  try {
+    parseConfig(text, source);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+constexpr uint32_t bit(EventType t) { return 1u << static_cast<int>(t); }
+
+// ---------------------------------------------------------------------------
+// Invalid configurations (table in the style of blackbox_exporter's config
+// tests): file name -> the complete error. The source is the bare file name.
+
+struct BadCase {
+  const char* file;
+  const char* error;
+};
+
+const BadCase kBadCases[] = {
+    {"bad_unknown_top_key.yaml", "bad_unknown_top_key.yaml:4: metricz: unknown key"},
+    {"bad_unknown_nested_key.yaml", "bad_unknown_nested_key.yaml:3: keepalive.facter: unknown key"},
+    {"bad_unknown_listener_key.yaml", "bad_unknown_listener_key.yaml:3: listeners[1].prot: unknown key"},
+    {"bad_duplicate_key.yaml", "bad_duplicate_key.yaml:4: keepalive.factor: duplicate key"},
+    {"bad_snaplen_not_integer.yaml",
+     "bad_snaplen_not_integer.yaml:3: capture.snaplen: expected an integer, got 'big'"},
+    {"bad_snaplen_too_big.yaml",
+     "bad_snaplen_too_big.yaml:2: capture.snaplen: must be between 64 and 262144, got 300000"},
+    {"bad_max_flows_float.yaml",
+     "bad_max_flows_float.yaml:2: limits.max_flows: expected an integer, got '1.5'"},
+    {"bad_factor_below_one.yaml",
+     "bad_factor_below_one.yaml:2: keepalive.factor: must be between 1 and 10, got 0.5"},
+    {"bad_factor_not_number.yaml",
+     "bad_factor_not_number.yaml:2: keepalive.factor: expected a number, got 'fast'"},
+    {"bad_factor_nan.yaml", "bad_factor_nan.yaml:2: keepalive.factor: expected a number, got 'nan'"},
+    {"bad_negative_idle.yaml",
+     "bad_negative_idle.yaml:2: keepalive.no_keepalive_idle_seconds: must be > 0 and <= 1000000000, got -5"},
+    {"bad_grace_negative.yaml",
+     "bad_grace_negative.yaml:2: keepalive.enforcement_grace_seconds: must be between 0 and 1000000000, got "
+     "-1"},
+    {"bad_close_settle_too_long.yaml",
+     "bad_close_settle_too_long.yaml:2: keepalive.close_settle_seconds: must be > 0 and <= 60, got 61"},
+    {"bad_port_zero.yaml", "bad_port_zero.yaml:2: listeners[0].port: must be between 1 and 65535, got 0"},
+    {"bad_port_too_big.yaml",
+     "bad_port_too_big.yaml:3: listeners[1].port: must be between 1 and 65535, got 70000"},
+    {"bad_duplicate_port.yaml",
+     "bad_duplicate_port.yaml:6: listeners[2].port: duplicate port 1883 (already used by listeners[0])"},
+    {"bad_listener_kind.yaml",
+     "bad_listener_kind.yaml:3: listeners[0].kind: must be one of mqtt, tls, websocket, got 'mqtts'"},
+    {"bad_listener_missing_port.yaml",
+     "bad_listener_missing_port.yaml:3: listeners[1].port: required key is missing"},
+    {"bad_listener_not_mapping.yaml",
+     "bad_listener_not_mapping.yaml:1: listeners[0]: expected a mapping, got '1883'"},
+    {"bad_empty_listeners.yaml", "bad_empty_listeners.yaml:1: listeners: must not be empty"},
+    {"bad_empty_interfaces.yaml", "bad_empty_interfaces.yaml:2: capture.interfaces: must not be empty"},
+    {"bad_interfaces_not_list.yaml",
+     "bad_interfaces_not_list.yaml:2: capture.interfaces: expected a list, got 'eth0'"},
+    {"bad_duplicate_interface.yaml",
+     "bad_duplicate_interface.yaml:5: capture.interfaces[2]: duplicate interface 'eth0'"},
+    {"bad_buffer_size_too_small.yaml",
+     "bad_buffer_size_too_small.yaml:2: capture.buffer_size_bytes: must be between 1048576 and 2147483647, "
+     "got 65536"},
+    {"bad_timeout_zero.yaml",
+     "bad_timeout_zero.yaml:2: capture.timeout_ms: must be between 1 and 1000, got 0"},
+    {"bad_section_not_mapping.yaml",
+     "bad_section_not_mapping.yaml:1: capture: expected a mapping, got 'eth0'"},
+    {"bad_max_buffered_bytes_too_small.yaml",
+     "bad_max_buffered_bytes_too_small.yaml:2: limits.max_buffered_bytes: must be between 65536 and "
+     "9223372036854775807, got 1024"},
+    {"bad_listen_address.yaml",
+     "bad_listen_address.yaml:2: metrics.listen_address: expected \"host:port\", \"[host]:port\" or "
+     "\":port\", "
+     "got 'localhost'"},
+    {"bad_listen_address_port.yaml",
+     "bad_listen_address_port.yaml:2: metrics.listen_address: port must be between 1 and 65535, got '0'"},
+    {"bad_listen_address_ipv6_unbracketed.yaml",
+     "bad_listen_address_ipv6_unbracketed.yaml:2: metrics.listen_address: expected \"host:port\", "
+     "\"[host]:port\" or \":port\", got '::1:9883'"},
+    {"bad_metrics_path.yaml", "bad_metrics_path.yaml:3: metrics.path: must start with '/', got 'metrics'"},
+    {"bad_max_series_zero.yaml",
+     "bad_max_series_zero.yaml:4: metrics.per_client.max_series: must be between 1 and 10000, got 0"},
+    {"bad_per_client_enabled_not_bool.yaml",
+     "bad_per_client_enabled_not_bool.yaml:3: metrics.per_client.enabled: expected true or false, got 'yes'"},
+    {"bad_event_type.yaml",
+     "bad_event_type.yaml:2: events.types[1]: must be one of connected, connect_refused, keepalive_expired, "
+     "takeover, closed, open_at_end, midstream, keepalive_learned, summary, got 'disconnected'"},
+    {"bad_duplicate_event_type.yaml",
+     "bad_duplicate_event_type.yaml:5: events.types[2]: duplicate event type 'closed'"},
+    {"bad_empty_output.yaml", "bad_empty_output.yaml:2: events.output: must not be empty"},
+    {"bad_output_null.yaml", "bad_output_null.yaml:2: events.output: expected a string, got null"},
+    {"bad_syntax.yaml", "bad_syntax.yaml:3: syntax error: end of sequence flow not found"},
+    {"bad_top_level_list.yaml", "bad_top_level_list.yaml:1: (top level): expected a mapping, got a list"},
+    {"bad_top_level_scalar.yaml",
+     "bad_top_level_scalar.yaml:1: (top level): expected a mapping, got 'mqttlive'"},
+    {"bad_two_documents.yaml",
+     "bad_two_documents.yaml:4: (top level): expected a single YAML document, got 2"},
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfigTest, RejectedWithExactMessage) {
+  const BadCase& c = GetParam();
+  const std::string text = readFile(kDataDir / c.file);
+  EXPECT_EQ(errorOf(text, c.file), c.error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, BadConfigTest, ::testing::ValuesIn(kBadCases),
+                         [](const ::testing::TestParamInfo<BadCase>& info) {
+                           std::string name = fs::path(info.param.file).stem().string();
+                           std::replace_if(
+                               name.begin(), name.end(),
+                               [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
+                           return name;
+                         });
+
+// A bad_*.yaml file without a table entry would never be checked.
+TEST(BadConfigTable, CoversEveryBadFile) {
+  std::set<std::string> in_table;
+  for (const BadCase& c : kBadCases) {
+    EXPECT_TRUE(in_table.insert(c.file).second) << "listed twice: " << c.file;
+    EXPECT_TRUE(fs::exists(kDataDir / c.file)) << "missing file: " << c.file;
+  }
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(kDataDir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("bad_", 0) != 0) continue;
+    ++files;
+    EXPECT_TRUE(in_table.count(name)) << "no expected error for " << name;
+  }
+  EXPECT_GE(files, 15u);
+}
+
+// Cases that read better inline than as files.
+TEST(ParseConfig, RejectsEdgeValues) {
+  EXPECT_EQ(errorOf("listeners:\n  - port: 99999999999999999999\n"),
+            "test.yaml:2: listeners[0].port: must be between 1 and 65535, got 99999999999999999999");
+  EXPECT_EQ(errorOf("keepalive:\n  factor: 1e999\n"),
+            "test.yaml:2: keepalive.factor: must be between 1 and 10, got 1e999");
+  EXPECT_EQ(errorOf("keepalive:\n  factor: .inf\n"),
+            "test.yaml:2: keepalive.factor: expected a number, got '.inf'");
+  EXPECT_EQ(errorOf("keepalive:\n  factor: 10.01\n"),
+            "test.yaml:2: keepalive.factor: must be between 1 and 10, got 10.01");
+  EXPECT_EQ(errorOf("keepalive:\n  close_settle_seconds: 0\n"),
+            "test.yaml:2: keepalive.close_settle_seconds: must be > 0 and <= 60, got 0");
+  EXPECT_EQ(errorOf("keepalive:\n  no_keepalive_idle_seconds: 0\n"),
+            "test.yaml:2: keepalive.no_keepalive_idle_seconds: must be > 0 and <= 1000000000, got 0");
+  EXPECT_EQ(errorOf("capture:\n  snaplen: 0x100\n"),
+            "test.yaml:2: capture.snaplen: expected an integer, got '0x100'");
+  EXPECT_EQ(errorOf("capture:\n  snaplen: 63\n"),
+            "test.yaml:2: capture.snaplen: must be between 64 and 262144, got 63");
+  EXPECT_EQ(errorOf("capture:\n  timeout_ms: 1001\n"),
+            "test.yaml:2: capture.timeout_ms: must be between 1 and 1000, got 1001");
+  EXPECT_EQ(errorOf("capture:\n  snaplen: [1]\n"),
+            "test.yaml:2: capture.snaplen: expected an integer, got a list");
+  EXPECT_EQ(errorOf("capture:\n  snaplen:\n"), "test.yaml:2: capture.snaplen: expected an integer, got null");
+  EXPECT_EQ(errorOf("limits:\n  max_flows: 0\n"),
+            "test.yaml:2: limits.max_flows: must be between 1 and 4294967295, got 0");
+  EXPECT_EQ(errorOf("limits:\n  flow_buffer_bytes: 4095\n"),
+            "test.yaml:2: limits.flow_buffer_bytes: must be between 4096 and 4294967295, got 4095");
+  EXPECT_EQ(errorOf("limits:\n  max_packet_size: 15\n"),
+            "test.yaml:2: limits.max_packet_size: must be between 16 and 4294967295, got 15");
+  EXPECT_EQ(errorOf("metrics:\n  per_client:\n    max_series: 10001\n"),
+            "test.yaml:3: metrics.per_client.max_series: must be between 1 and 10000, got 10001");
+  EXPECT_EQ(errorOf("metrics:\n  listen_address: \"[]:9883\"\n"),
+            "test.yaml:2: metrics.listen_address: expected \"host:port\", \"[host]:port\" or \":port\", got "
+            "'[]:9883'");
+  EXPECT_EQ(errorOf("metrics:\n  listen_address: \":65536\"\n"),
+            "test.yaml:2: metrics.listen_address: port must be between 1 and 65535, got '65536'");
+  EXPECT_EQ(errorOf("metrics:\n  listen_address: \"host:\"\n"),
+            "test.yaml:2: metrics.listen_address: expected \"host:port\", \"[host]:port\" or \":port\", got "
+            "'host:'");
+  EXPECT_EQ(errorOf("metrics:\n  path: \"\"\n"), "test.yaml:2: metrics.path: must start with '/', got ''");
+  EXPECT_EQ(errorOf("metrics:\n  per_client: true\n"),
+            "test.yaml:2: metrics.per_client: expected a mapping, got 'true'");
+  EXPECT_EQ(errorOf("events:\n  types: closed\n"),
+            "test.yaml:2: events.types: expected a list, got 'closed'");
+  EXPECT_EQ(errorOf("listeners:\n  - port: 1883\n    port: 1884\n"),
+            "test.yaml:3: listeners[0].port: duplicate key");
+  EXPECT_EQ(errorOf("[a]: 1\n"), "test.yaml:1: (top level): keys must be strings, got a list");
+  EXPECT_EQ(errorOf("capture:\n  interfaces: [\"\"]\n"),
+            "test.yaml:2: capture.interfaces[0]: must not be empty");
+}
+
+TEST(LoadConfigFile, MissingFile) {
+  const std::string path = (kDataDir / "does_not_exist.yaml").string();
+  try {
+    loadConfigFile(path);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": cannot read: " + std::strerror(ENOENT));
+  }
+}
+
+TEST(LoadConfigFile, Directory) {
+  const std::string path = kDataDir.string();
+  try {
+    loadConfigFile(path);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": cannot read: " + std::strerror(EISDIR));
+  }
+}
+
+TEST(LoadConfigFile, ErrorsNameThePath) {
+  const std::string path = (kDataDir / "bad_unknown_nested_key.yaml").string();
+  try {
+    loadConfigFile(path);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ":3: keepalive.facter: unknown key");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Valid configurations.
+
+void expectDefaults(const Config& c) {
+  const Config d;
+  EXPECT_EQ(c.capture.interfaces, d.capture.interfaces);
+  EXPECT_EQ(c.capture.snaplen, 262144);
+  EXPECT_EQ(c.capture.buffer_size_bytes, 64 << 20);
+  EXPECT_EQ(c.capture.timeout_ms, 50);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].port, 1883);
+  EXPECT_EQ(c.listeners[0].kind, ListenerKind::kMqtt);
+  EXPECT_EQ(c.engine.broker_ports, std::vector<uint16_t>{1883});
+  EXPECT_EQ(c.engine.tracker.keepalive_factor, 1.5);
+  EXPECT_EQ(c.engine.tracker.no_keepalive_idle, 300 * kMicrosPerSecond);
+  EXPECT_EQ(c.engine.tracker.enforcement_min_silence, d.engine.tracker.enforcement_min_silence);
+  EXPECT_EQ(c.engine.tracker.max_connections, 1u << 20);
+  EXPECT_EQ(c.engine.max_flows, 1u << 20);
+  EXPECT_EQ(c.engine.flow_buffer_bytes, 256u << 10);
+  EXPECT_EQ(c.engine.total_buffer_bytes, 256ull << 20);
+  EXPECT_EQ(c.engine.mqtt.max_packet_size, 1u << 20);
+  EXPECT_EQ(c.engine.close_settle, 2 * kMicrosPerSecond);
+  EXPECT_EQ(c.engine.idle_flow_timeout, d.engine.idle_flow_timeout);
+  EXPECT_EQ(c.enforcement_grace_seconds, 10.0);
+  EXPECT_EQ(c.metrics.listen_address, ":9883");
+  EXPECT_EQ(c.metrics.path, "/metrics");
+  EXPECT_FALSE(c.metrics.per_client.enabled);
+  EXPECT_EQ(c.metrics.per_client.max_series, 100u);
+  EXPECT_FALSE(c.metrics.per_client.hash_client_id);
+  EXPECT_EQ(c.events.output, "stdout");
+  EXPECT_EQ(c.events.types_mask, ~0u);
+  EXPECT_TRUE(c.events.summary);
+}
+
+TEST(ParseConfig, EmptyInputGivesDefaults) {
+  for (const char* text : {"", "\n", "# nothing but a comment\n", "---\n", "{}\n", "~\n",
+                           // Sections whose keys are all commented out.
+                           "capture:\nkeepalive:\nlimits:\nmetrics:\n  per_client:\nevents:\n"}) {
+    SCOPED_TRACE(text);
+    expectDefaults(parseConfig(text, "empty.yaml"));
+  }
+}
+
+TEST(ParseConfig, FullExampleSetsEveryField) {
+  const Config c = loadConfigFile((kDataDir / "good_full.yaml").string());
+
+  EXPECT_EQ(c.capture.interfaces, (std::vector<std::string>{"eth0", "eth1"}));
+  EXPECT_EQ(c.capture.snaplen, 65535);
+  EXPECT_EQ(c.capture.buffer_size_bytes, 128 << 20);
+  EXPECT_EQ(c.capture.timeout_ms, 100);
+
+  ASSERT_EQ(c.listeners.size(), 4u);
+  EXPECT_EQ(c.listeners[0].port, 1884);
+  EXPECT_EQ(c.listeners[0].kind, ListenerKind::kMqtt);
+  EXPECT_EQ(c.listeners[1].port, 8883);
+  EXPECT_EQ(c.listeners[1].kind, ListenerKind::kTls);
+  EXPECT_EQ(c.listeners[2].port, 8080);
+  EXPECT_EQ(c.listeners[2].kind, ListenerKind::kWebsocket);
+  EXPECT_EQ(c.listeners[3].port, 11883);
+  EXPECT_EQ(c.listeners[3].kind, ListenerKind::kMqtt);  // kind defaults to mqtt
+  // Only plain-MQTT listeners reach the engine.
+  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{1884, 11883}));
+
+  EXPECT_DOUBLE_EQ(c.engine.tracker.keepalive_factor, 2.25);
+  EXPECT_DOUBLE_EQ(c.enforcement_grace_seconds, 6.5);
+  EXPECT_EQ(c.engine.tracker.no_keepalive_idle, 120 * kMicrosPerSecond);
+  EXPECT_EQ(c.engine.close_settle, kMicrosPerSecond / 2);
+
+  EXPECT_EQ(c.engine.max_flows, 5000u);
+  EXPECT_EQ(c.engine.tracker.max_connections, 5000u);
+  EXPECT_EQ(c.engine.total_buffer_bytes, 1048576u);
+  EXPECT_EQ(c.engine.flow_buffer_bytes, 8192u);
+  EXPECT_EQ(c.engine.mqtt.max_packet_size, 65536u);
+
+  EXPECT_EQ(c.metrics.listen_address, "[::1]:9090");
+  EXPECT_EQ(c.metrics.path, "/prom");
+  EXPECT_TRUE(c.metrics.per_client.enabled);
+  EXPECT_EQ(c.metrics.per_client.max_series, 250u);
+  EXPECT_TRUE(c.metrics.per_client.hash_client_id);
+
+  EXPECT_EQ(c.events.output, "/var/log/mqttlive/events.jsonl");
+  EXPECT_EQ(c.events.types_mask,
+            bit(EventType::kKeepaliveExpired) | bit(EventType::kClosed) | bit(EventType::kTakeover));
+  EXPECT_FALSE(c.events.summary);
+}
+
+TEST(ParseConfig, EventTypes) {
+  EXPECT_EQ(parseConfig("events:\n  types: []\n", "t").events.types_mask, 0u);
+  EXPECT_FALSE(parseConfig("events:\n  types: []\n", "t").events.summary);
+
+  const Config summary_only = parseConfig("events:\n  types: [summary]\n", "t");
+  EXPECT_EQ(summary_only.events.types_mask, 0u);
+  EXPECT_TRUE(summary_only.events.summary);
+
+  std::string all = "events:\n  types:\n";
+  for (int t = 0; t < static_cast<int>(EventType::kCount); ++t) {
+    all += std::string("    - ") + toString(static_cast<EventType>(t)) + "\n";
+  }
+  const uint32_t all_bits = (1u << static_cast<int>(EventType::kCount)) - 1;
+  EXPECT_EQ(parseConfig(all, "t").events.types_mask, all_bits);
+}
+
+TEST(ParseConfig, AcceptedSpellings) {
+  // Quoted numbers, an explicit '+', integers where a number is expected.
+  const Config c = parseConfig(
+      "listeners:\n  - port: \"1884\"\n    kind: \"tls\"\n  - port: +1885\n"
+      "keepalive:\n  factor: 2\n  enforcement_grace_seconds: 0\n"
+      "metrics:\n  per_client:\n    enabled: True\n    hash_client_id: FALSE\n",
+      "t");
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].port, 1884);
+  EXPECT_EQ(c.listeners[0].kind, ListenerKind::kTls);
+  EXPECT_EQ(c.listeners[1].port, 1885);
+  EXPECT_EQ(c.engine.broker_ports, std::vector<uint16_t>{1885});
+  EXPECT_EQ(c.engine.tracker.keepalive_factor, 2.0);
+  EXPECT_EQ(c.enforcement_grace_seconds, 0.0);
+  EXPECT_TRUE(c.metrics.per_client.enabled);
+  EXPECT_FALSE(c.metrics.per_client.hash_client_id);
+
+  for (const char* addr : {":9883", "0.0.0.0:9883", "localhost:1", "[::]:65535", "[fe80::1%eth0]:9883"}) {
+    SCOPED_TRACE(addr);
+    EXPECT_EQ(parseConfig(std::string("metrics:\n  listen_address: \"") + addr + "\"\n", "t")
+                  .metrics.listen_address,
+              addr);
+  }
+}
+
+TEST(ParseConfig, TinyDurationsDoNotRoundToZero) {
+  // 0 would mean "settle immediately" / "idle at once", not "very short".
+  const Config c =
+      parseConfig("keepalive:\n  close_settle_seconds: 0.0000001\n  no_keepalive_idle_seconds: 1e-9\n", "t");
+  EXPECT_EQ(c.engine.close_settle, 1);
+  EXPECT_EQ(c.engine.tracker.no_keepalive_idle, 1);
+}
+
+TEST(ApplyListeners, MqttPortsOnly) {
+  Config c;
+  c.listeners = {{8883, ListenerKind::kTls},
+                 {1883, ListenerKind::kMqtt},
+                 {8083, ListenerKind::kWebsocket},
+                 {1884, ListenerKind::kMqtt}};
+  c.engine.broker_ports = {9999};  // replaced, not appended to
+  applyListeners(c);
+  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{1883, 1884}));
+}
+
+// The shipped example must load: it is what operators copy.
+TEST(DeployConfig, ExampleParses) {
+  const fs::path path = kTestsDir.parent_path() / "deploy" / "mqttlive.yaml";
+  if (!fs::exists(path)) GTEST_SKIP() << path << " not present";
+  const Config c = loadConfigFile(path.string());
+  EXPECT_FALSE(c.engine.broker_ports.empty());
+}
+
+}  // namespace
+}  // namespace mqttlive

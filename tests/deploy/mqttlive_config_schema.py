@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Schema of mqttlive.yaml (the keys the operator may set), for the example config
+and the configs embedded in the Kubernetes ConfigMaps.
+
+  mqttlive_config_schema.py FILE...   exit 1 and list the problems if any file is off
+"""
+import sys
+
+import yaml
+
+EVENTS = {"connected", "connect_refused", "keepalive_expired", "takeover", "closed", "open_at_end",
+          "midstream", "keepalive_learned", "summary"}
+NUM = (int, float)
+
+# section -> key -> (type, check or None)
+SCHEMA = {
+    "capture": {
+        "interfaces": (list, lambda v: v and all(isinstance(i, str) and i for i in v)),
+        "snaplen": (int, lambda v: 64 <= v <= 262144),
+        "buffer_size_bytes": (int, lambda v: v >= 1 << 20),
+    },
+    "keepalive": {
+        "factor": (NUM, lambda v: v >= 1.0),
+        "enforcement_grace_seconds": (NUM, lambda v: v >= 0),
+        "no_keepalive_idle_seconds": (NUM, lambda v: v > 0),
+    },
+    "limits": {
+        "max_flows": (int, lambda v: v > 0),
+        "max_buffered_bytes": (int, lambda v: v > 0),
+    },
+    "metrics": {
+        "listen_address": (str, lambda v: ":" in v),
+        "path": (str, lambda v: v.startswith("/")),
+        "per_client": (dict, None),
+    },
+    "events": {
+        "output": (str, lambda v: bool(v)),
+        "types": (list, lambda v: set(v) <= EVENTS),
+    },
+}
+PER_CLIENT = {"enabled": (bool, None), "max_series": (int, lambda v: v > 0), "hash_client_id": (bool, None)}
+LISTENER = {"port": (int, lambda v: 1 <= v <= 65535), "kind": (str, lambda v: v in ("mqtt", "tls", "websocket"))}
+
+
+def _keys(where, obj, schema, errors):
+    if not isinstance(obj, dict):
+        errors.append(f"{where}: must be a mapping")
+        return
+    for k, v in obj.items():
+        if k not in schema:
+            errors.append(f"{where}.{k}: unknown key")
+            continue
+        typ, ok = schema[k]
+        if isinstance(v, bool) and typ is not bool:  # YAML yes/no are not numbers here
+            errors.append(f"{where}.{k}: must be {typ}, got a boolean")
+        elif not isinstance(v, typ):
+            errors.append(f"{where}.{k}: must be {typ}, got {v!r}")
+        elif ok and not ok(v):
+            errors.append(f"{where}.{k}: invalid value {v!r}")
+
+
+def check_config(cfg, where="mqttlive.yaml"):
+    """Returns a list of problems (empty = valid)."""
+    errors = []
+    if not isinstance(cfg, dict):
+        return [f"{where}: not a mapping"]
+    for section, body in cfg.items():
+        if section == "listeners":
+            if not isinstance(body, list) or not body:
+                errors.append(f"{where}.listeners: must be a non-empty list")
+                continue
+            for i, lst in enumerate(body):
+                _keys(f"{where}.listeners[{i}]", lst, LISTENER, errors)
+                if isinstance(lst, dict) and "port" not in lst:
+                    errors.append(f"{where}.listeners[{i}]: port is required")
+        elif section in SCHEMA:
+            _keys(f"{where}.{section}", body, SCHEMA[section], errors)
+            if section == "metrics" and isinstance(body, dict) and "per_client" in body:
+                _keys(f"{where}.metrics.per_client", body["per_client"], PER_CLIENT, errors)
+        else:
+            errors.append(f"{where}.{section}: unknown section")
+    return errors
+
+
+def main(paths):
+    bad = 0
+    for p in paths:
+        with open(p) as f:
+            errs = check_config(yaml.safe_load(f), p)
+        for e in errs:
+            print(e)
+        bad += len(errs)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,242 @@
+// The HTTP endpoints over real sockets: a started server on an ephemeral
+// loopback port, queried by a minimal HTTP/1.1 client (no curl dependency).
+#include "mqttlive/http_server.h"
+
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <string>
+
+#include "mqttlive/metrics.h"
+
+namespace mqttlive {
+namespace {
+
+struct Response {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// One request on a fresh connection; status 0 when the server could not be reached.
+Response request(uint16_t port, const std::string& method, const std::string& path) {
+  Response r;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return r;
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return r;
+  }
+  const std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUser-Agent: test\r\n\r\n";
+  if (send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return r;
+  }
+  std::string raw;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<size_t>(n));
+  close(fd);
+
+  const size_t end = raw.find("\r\n\r\n");
+  if (end == std::string::npos || raw.compare(0, 9, "HTTP/1.1 ") != 0) return r;
+  r.status = std::stoi(raw.substr(9, 3));
+  size_t pos = raw.find("\r\n") + 2;
+  while (pos < end) {
+    const size_t eol = raw.find("\r\n", pos);
+    const std::string line = raw.substr(pos, eol - pos);
+    const size_t colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string value = line.substr(colon + 1);
+      value.erase(0, value.find_first_not_of(' '));
+      r.headers[lower(line.substr(0, colon))] = value;
+    }
+    pos = eol + 2;
+  }
+  r.body = raw.substr(end + 4);
+  return r;
+}
+
+HttpServerOptions loopback(const std::string& path = "/metrics") {
+  HttpServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_path = path;
+  return o;
+}
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string error;
+    ASSERT_TRUE(server.start(error)) << error;
+    ASSERT_NE(server.port(), 0);
+  }
+  Metrics metrics{MetricsConfig{}, "9.9.9"};
+  HttpServer server{metrics.registry(), loopback()};
+};
+
+TEST_F(HttpServerTest, ServesMetricsInTheTextFormat) {
+  metrics.onPingRtt(1000);
+  Response r = request(server.port(), "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size()));
+  EXPECT_NE(r.body.find("# TYPE mqttlive_connections gauge\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\nmqttlive_build_info{version=\"9.9.9\"} 1\n"), std::string::npos);
+  EXPECT_NE(r.body.find("\nmqttlive_ping_rtt_seconds_count 1\n"), std::string::npos);
+
+  // Later scrapes see later values.
+  metrics.onPingRtt(1000);
+  r = request(server.port(), "GET", "/metrics");
+  EXPECT_NE(r.body.find("\nmqttlive_ping_rtt_seconds_count 2\n"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, Healthz) {
+  Response r = request(server.port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/plain; charset=utf-8");
+  EXPECT_EQ(r.body, "ok");
+}
+
+TEST_F(HttpServerTest, ConnectionsServesTheLatestPublishedSnapshot) {
+  Response r = request(server.port(), "GET", "/connections");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  EXPECT_EQ(r.body, "{\"now\":null,\"connections\":[],\"truncated\":false}");
+
+  server.publishConnections("{\"now\":1.000000,\"connections\":[],\"truncated\":false}");
+  server.publishConnections("{\"now\":2.000000,\"connections\":[],\"truncated\":false}");
+  r = request(server.port(), "GET", "/connections");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"now\":2.000000,\"connections\":[],\"truncated\":false}");
+}
+
+TEST_F(HttpServerTest, IndexLinksTheEndpoints) {
+  Response r = request(server.port(), "GET", "/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/html; charset=utf-8");
+  for (const char* link : {"href=\"/metrics\"", "href=\"/healthz\"", "href=\"/connections\""})
+    EXPECT_NE(r.body.find(link), std::string::npos) << link << " in " << r.body;
+}
+
+TEST_F(HttpServerTest, UnknownPathsAndMethods) {
+  EXPECT_EQ(request(server.port(), "GET", "/nope").status, 404);
+  EXPECT_EQ(request(server.port(), "GET", "/metrics/extra").status, 404);
+  EXPECT_EQ(request(server.port(), "GET", "/healthzz").status, 404);
+  EXPECT_EQ(request(server.port(), "POST", "/metrics").status, 405);
+}
+
+TEST_F(HttpServerTest, HeadHasHeadersButNoBody) {
+  Response r = request(server.port(), "HEAD", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-length"], "2");
+  EXPECT_EQ(r.body, "");
+}
+
+TEST_F(HttpServerTest, QueryStringsDoNotChangeTheRoute) {
+  Response r = request(server.port(), "GET", "/healthz?verbose=1");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok");
+}
+
+TEST_F(HttpServerTest, StopIsCleanAndIdempotent) {
+  const uint16_t port = server.port();
+  server.stop();
+  EXPECT_FALSE(server.running());
+  EXPECT_EQ(request(port, "GET", "/healthz").status, 0);
+  server.stop();
+}
+
+TEST(HttpServer, ConfiguredMetricsPath) {
+  Metrics metrics{MetricsConfig{}, "x"};
+  HttpServer server{metrics.registry(), loopback("/custom/metrics")};
+  std::string error;
+  ASSERT_TRUE(server.start(error)) << error;
+  EXPECT_EQ(request(server.port(), "GET", "/custom/metrics").status, 200);
+  EXPECT_EQ(request(server.port(), "GET", "/metrics").status, 404);
+  EXPECT_NE(request(server.port(), "GET", "/").body.find("href=\"/custom/metrics\""), std::string::npos);
+}
+
+TEST(HttpServer, SecondServerOnTheSamePortFailsCleanly) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  HttpServer first{registry, loopback()};
+  std::string error;
+  ASSERT_TRUE(first.start(error)) << error;
+
+  HttpServerOptions same = loopback();
+  same.listen_address = "127.0.0.1:" + std::to_string(first.port());
+  HttpServer second{registry, same};
+  EXPECT_FALSE(second.start(error));
+  EXPECT_FALSE(second.running());
+  EXPECT_NE(error.find(same.listen_address), std::string::npos) << error;
+  EXPECT_NE(error.find("Address already in use"), std::string::npos) << error;
+  // The first one is unaffected.
+  EXPECT_EQ(request(first.port(), "GET", "/healthz").status, 200);
+}
+
+TEST(HttpServer, RejectsMalformedAddresses) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  for (const char* bad : {"", "localhost:9883", "1.2.3.4:", "1.2.3.4:99999", "[::1]9883", "[nonsense]:1",
+                          ":80,:81", "1.2.3:80"}) {
+    HttpServerOptions o;
+    o.listen_address = bad;
+    HttpServer s{registry, o};
+    std::string error;
+    EXPECT_FALSE(s.start(error)) << bad;
+    EXPECT_NE(error.find("web listen address"), std::string::npos) << bad << ": " << error;
+  }
+}
+
+TEST(HttpServer, Ipv6ListenerOrAClearError) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  HttpServerOptions o;
+  o.listen_address = "[::1]:0";
+  HttpServer s{registry, o};
+  std::string error;
+  if (mg_check_feature(MG_FEATURES_IPV6) == 0) {
+    // Debian 12's civetweb is built without IPv6.
+    EXPECT_FALSE(s.start(error));
+    EXPECT_NE(error.find("no IPv6 support"), std::string::npos) << error;
+  } else {
+    ASSERT_TRUE(s.start(error)) << error;
+    EXPECT_NE(s.port(), 0);
+  }
+}
+
+TEST(HttpServer, ListenAddressTranslation) {
+  auto civet = [](const std::string& a) {
+    std::string out, error;
+    return HttpServer::toListeningPorts(a, out, error) ? out : "error: " + error;
+  };
+  EXPECT_EQ(civet(":9883"), "9883");
+  EXPECT_EQ(civet("9883"), "9883");
+  EXPECT_EQ(civet("127.0.0.1:9883"), "127.0.0.1:9883");
+  EXPECT_EQ(civet("0.0.0.0:80"), "0.0.0.0:80");
+  EXPECT_EQ(civet("[::1]:9883"), "[::1]:9883");
+  EXPECT_EQ(civet("[::]:9883"), "[::]:9883");
+  EXPECT_EQ(civet(":09883"), "9883");
+}
+
+}  // namespace
+}  // namespace mqttlive
