@@ -543,7 +543,8 @@ bool plausibleTopic(const uint8_t* body, uint32_t avail, uint8_t level) {
 
 // Judges the property block at `off` as far as it is present: false only when
 // it is visibly broken, or when `fills_packet` and it does not end the packet.
-bool plausibleProperties(const uint8_t* body, uint32_t avail, uint32_t total, uint32_t off, bool fills_packet) {
+bool plausibleProperties(const uint8_t* body, uint32_t avail, uint32_t total, uint32_t off,
+                         bool fills_packet) {
   Reader r(body, avail, total);
   uint32_t len = 0;
   const uint8_t* block = nullptr;
@@ -552,7 +553,9 @@ bool plausibleProperties(const uint8_t* body, uint32_t avail, uint32_t total, ui
   return fills_packet ? r.left() == 0 : r.left() > 0;
 }
 
-bool oneOf(uint8_t v, std::initializer_list<uint8_t> set) { return std::find(set.begin(), set.end(), v) != set.end(); }
+bool oneOf(uint8_t v, std::initializer_list<uint8_t> set) {
+  return std::find(set.begin(), set.end(), v) != set.end();
+}
 
 // Checks applied to resync candidates only: values a real peer never sends. On
 // an established stream such packets are still reported (they are harmless),
@@ -622,7 +625,8 @@ Verdict evaluate(const SearchStream& s, size_t at, uint8_t level, uint32_t max_s
   size_t contiguous = 0;
   const uint8_t* body = s.from(i, contiguous);
   // Capped like the head buffer, which also bounds the work per candidate.
-  const auto avail = static_cast<uint32_t>(std::min<size_t>({remaining, contiguous, size_t{kCandidateParseCap}}));
+  const auto avail =
+      static_cast<uint32_t>(std::min<size_t>({remaining, contiguous, size_t{kCandidateParseCap}}));
   MqttPacket scratch;
   if (parseBody(first, level, body, avail, remaining, scratch).step == Step::kError) return Verdict::kReject;
   if (!plausibleBody(first, level, body, avail, remaining)) return Verdict::kReject;
@@ -634,7 +638,8 @@ Verdict evaluate(const SearchStream& s, size_t at, uint8_t level, uint32_t max_s
   }
   // Ends exactly at the chunk end, as TCP segments often do.
   if (remaining == in_stream) return Verdict::kWeak;
-  if (look_next && evaluate(s, i + remaining, level, max_size, false) == Verdict::kReject) return Verdict::kReject;
+  if (look_next && evaluate(s, i + remaining, level, max_size, false) == Verdict::kReject)
+    return Verdict::kReject;
   return Verdict::kConfirmed;
 }
 

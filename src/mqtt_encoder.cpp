@@ -118,8 +118,7 @@ std::vector<uint8_t> encodePublish(uint8_t level, const std::string& topic, uint
   if (qos > 0) put16(body, packet_id);
   if (level == kMqtt5) putProperties(body, {});
   body.insert(body.end(), payload.begin(), payload.end());
-  const uint8_t flags =
-      static_cast<uint8_t>((dup ? 0x08 : 0) | ((qos & 0x03) << 1) | (retain ? 0x01 : 0));
+  const uint8_t flags = static_cast<uint8_t>((dup ? 0x08 : 0) | ((qos & 0x03) << 1) | (retain ? 0x01 : 0));
   return frame(firstByte(PacketType::kPublish, flags), body);
 }
 
@@ -140,8 +139,8 @@ std::vector<uint8_t> encodeAck(PacketType type, uint8_t level, uint16_t packet_i
   return frame(firstByte(type, type == PacketType::kPubrel ? 0x02 : 0x00), body);
 }
 
-std::vector<uint8_t> encodeSubscribe(uint8_t level, uint16_t packet_id, const std::vector<std::string>& topics,
-                                     uint8_t qos) {
+std::vector<uint8_t> encodeSubscribe(uint8_t level, uint16_t packet_id,
+                                     const std::vector<std::string>& topics, uint8_t qos) {
   std::vector<uint8_t> body;
   put16(body, packet_id);
   if (level == kMqtt5) putProperties(body, {});
@@ -160,7 +159,8 @@ std::vector<uint8_t> encodeSuback(uint8_t level, uint16_t packet_id, const std::
   return frame(firstByte(PacketType::kSuback, 0), body);
 }
 
-std::vector<uint8_t> encodeUnsubscribe(uint8_t level, uint16_t packet_id, const std::vector<std::string>& topics) {
+std::vector<uint8_t> encodeUnsubscribe(uint8_t level, uint16_t packet_id,
+                                       const std::vector<std::string>& topics) {
   std::vector<uint8_t> body;
   put16(body, packet_id);
   if (level == kMqtt5) putProperties(body, {});

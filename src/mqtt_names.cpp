@@ -7,8 +7,8 @@ namespace mqttlive {
 
 const char* packetTypeName(PacketType t) {
   static constexpr const char* kNames[kPacketTypeCount] = {
-      "RESERVED", "CONNECT",   "CONNACK", "PUBLISH",     "PUBACK",   "PUBREC",  "PUBREL",     "PUBCOMP",
-      "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
+      "RESERVED",  "CONNECT", "CONNACK",     "PUBLISH",  "PUBACK",  "PUBREC",   "PUBREL",     "PUBCOMP",
+      "SUBSCRIBE", "SUBACK",  "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
   const auto i = static_cast<unsigned>(t);
   // A PacketType built from an out-of-range integer must not index past the table.
   return i < kPacketTypeCount ? kNames[i] : "RESERVED";

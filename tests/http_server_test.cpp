@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <deque>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "mqttlive/metrics.h"
 
@@ -222,6 +225,69 @@ TEST(HttpServer, Ipv6ListenerOrAClearError) {
     ASSERT_TRUE(s.start(error)) << error;
     EXPECT_NE(s.port(), 0);
   }
+}
+
+// The live layout: one thread feeds the tracker, refreshes the metrics
+// (per-client series come and go) and publishes snapshots while scrapes run on
+// civetweb's threads. Meant to be run under TSan/ASan as well.
+TEST(HttpServer, ScrapesWhileTheEngineThreadUpdates) {
+  constexpr Micros kS = kMicrosPerSecond;
+  MetricsConfig cfg;
+  cfg.per_client.enabled = true;
+  cfg.per_client.max_series = 10;
+  Metrics metrics(cfg, "x");
+  SessionTracker tracker(TrackerConfig{}, metrics);
+  HttpServerOptions o = loopback();
+  o.num_threads = 3;
+  HttpServer server{metrics.registry(), o};
+  std::string error;
+  ASSERT_TRUE(server.start(error)) << error;
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0};
+  std::thread engine([&] {
+    Micros t = 1'700'000'000 * kS;
+    std::deque<ConnHandle> open;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back("dev-" + std::to_string(i));
+    for (uint32_t i = 0; !stop.load(); ++i) {
+      uint8_t a[4] = {10, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
+      ConnHandle h = tracker.open(t, Endpoint{IpAddr::fromV4(a), 40000}, Endpoint{IpAddr::fromV4(a), 1883}, false);
+      MqttPacket c;
+      c.type = PacketType::kConnect;
+      c.protocol_level = kMqtt311;
+      c.keepalive = 1;
+      c.client_id = ids[i % ids.size()];
+      tracker.onClientPacket(h, t, c);
+      MqttPacket ack;
+      ack.type = PacketType::kConnack;
+      tracker.onBrokerPacket(h, t, ack);
+      open.push_back(h);
+      if (open.size() > 30) {
+        tracker.onCloseStarted(open.front(), t, Side::kBroker, false);
+        tracker.onClosed(open.front(), ClientTcp::kResponsive);
+        open.pop_front();
+      }
+      t += kS / 3;
+      tracker.advanceTo(t);
+      metrics.updateTracker(tracker, t);
+      server.publishConnections(formatSuspectConnections(tracker, t, 20));
+      rounds.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 40; ++i) {
+    Response m = request(server.port(), "GET", "/metrics");
+    ASSERT_EQ(m.status, 200);
+    EXPECT_NE(m.body.find("mqttlive_connections{state=\"expired\"}"), std::string::npos);
+    Response c = request(server.port(), "GET", "/connections");
+    ASSERT_EQ(c.status, 200);
+    EXPECT_EQ(c.body.front(), '{');
+    EXPECT_EQ(c.body.back(), '}');
+  }
+  stop = true;
+  engine.join();
+  EXPECT_GT(rounds.load(), 0);
+  server.stop();
 }
 
 TEST(HttpServer, ListenAddressTranslation) {

@@ -1,6 +1,8 @@
 // MQTT decoder: round trips through the encoder, chunking invariance, every
 // named error with framing continuing afterwards, the size limit, resync, and
 // the promise that a password never leaves the decoder.
+#include "mqttlive/mqtt_decoder.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +16,6 @@
 #include <string_view>
 #include <vector>
 
-#include "mqttlive/mqtt_decoder.h"
 #include "mqttlive/mqtt_encoder.h"
 
 // ---- allocation tracking ------------------------------------------------------
@@ -29,7 +30,7 @@ struct LiveBlock {
 };
 
 struct AllocTracker {
-  bool active = false;    // record allocations made now (inside MqttDecoder::feed)
+  bool active = false;  // record allocations made now (inside MqttDecoder::feed)
   size_t count = 0;
   size_t max_size = 0;
   std::array<LiveBlock, 64> live{};  // tracked blocks not yet freed
@@ -139,7 +140,8 @@ class Collector : public MqttDecoderCallbacks {
       }
       if (!v.empty() && forbidden_begin != nullptr) {
         const auto* b = reinterpret_cast<const uint8_t*>(v.data());
-        EXPECT_TRUE(b + v.size() <= forbidden_begin || b >= forbidden_end) << "view overlaps the password bytes";
+        EXPECT_TRUE(b + v.size() <= forbidden_begin || b >= forbidden_end)
+            << "view overlaps the password bytes";
       }
     }
     Seen s;
@@ -221,10 +223,10 @@ constexpr uint8_t kLevels[] = {kMqtt31, kMqtt311, kMqtt5};
 // ---- names ----------------------------------------------------------------------
 
 TEST(MqttDecoder, ParseErrorNames) {
-  const char* expected[] = {"reserved_type",     "bad_fixed_header_flags", "invalid_qos",
-                            "bad_remaining_length", "packet_too_large",   "bad_protocol_name",
-                            "bad_protocol_level", "malformed_connect",    "malformed_connack",
-                            "malformed_properties", "malformed_packet",   "resync"};
+  const char* expected[] = {"reserved_type",        "bad_fixed_header_flags", "invalid_qos",
+                            "bad_remaining_length", "packet_too_large",       "bad_protocol_name",
+                            "bad_protocol_level",   "malformed_connect",      "malformed_connack",
+                            "malformed_properties", "malformed_packet",       "resync"};
   static_assert(std::size(expected) == static_cast<size_t>(ParseError::kCount));
   for (size_t i = 0; i < std::size(expected); ++i) {
     EXPECT_STREQ(toString(static_cast<ParseError>(i)), expected[i]);
@@ -232,9 +234,9 @@ TEST(MqttDecoder, ParseErrorNames) {
 }
 
 TEST(MqttDecoder, PacketTypeAndProtocolNames) {
-  const char* expected[] = {"RESERVED",  "CONNECT", "CONNACK",     "PUBLISH",  "PUBACK",  "PUBREC",
-                            "PUBREL",    "PUBCOMP", "SUBSCRIBE",   "SUBACK",   "UNSUBSCRIBE",
-                            "UNSUBACK",  "PINGREQ", "PINGRESP",    "DISCONNECT", "AUTH"};
+  const char* expected[] = {"RESERVED", "CONNECT",  "CONNACK",    "PUBLISH", "PUBACK",      "PUBREC",
+                            "PUBREL",   "PUBCOMP",  "SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
+                            "PINGREQ",  "PINGRESP", "DISCONNECT", "AUTH"};
   static_assert(std::size(expected) == kPacketTypeCount);
   for (int i = 0; i < kPacketTypeCount; ++i) {
     EXPECT_STREQ(packetTypeName(static_cast<PacketType>(i)), expected[i]);
@@ -381,8 +383,8 @@ TEST(MqttDecoder, RoundTripAcksEveryLevel) {
 TEST(MqttDecoder, RoundTripSubscribeSubackUnsubscribeEveryLevel) {
   for (uint8_t level : kLevels) {
     SCOPED_TRACE(testing::Message() << "level " << int{level});
-    const Bytes stream = cat({encodeSubscribe(level, 11, {"a/#", "b/+/c"}, 1), encodeSuback(level, 11, {1, 0x80}),
-                              encodeUnsubscribe(level, 12, {"a/#"})});
+    const Bytes stream = cat({encodeSubscribe(level, 11, {"a/#", "b/+/c"}, 1),
+                              encodeSuback(level, 11, {1, 0x80}), encodeUnsubscribe(level, 12, {"a/#"})});
     const Collector c = decode(stream, level);
     ASSERT_TRUE(c.errors.empty());
     ASSERT_EQ(c.packets.size(), 3u);
@@ -411,8 +413,8 @@ TEST(MqttDecoder, RoundTripDisconnectEveryLevel) {
   for (uint8_t level : kLevels) {
     for (uint8_t rc : {uint8_t{0}, uint8_t{0x8E}}) {
       for (uint8_t decoder_level : {level, uint8_t{0}}) {
-        SCOPED_TRACE(testing::Message() << "level " << int{level} << " rc " << int{rc} << " decoder "
-                                        << int{decoder_level});
+        SCOPED_TRACE(testing::Message()
+                     << "level " << int{level} << " rc " << int{rc} << " decoder " << int{decoder_level});
         const Collector c = decode(encodeDisconnect(level, rc), decoder_level);
         ASSERT_TRUE(c.errors.empty());
         ASSERT_EQ(c.packets.size(), 1u);
@@ -475,13 +477,13 @@ TEST(MqttDecoder, BridgeProtocolLevelBit) {
 
 TEST(MqttDecoder, V5ConnectWithManyProperties) {
   // Every property kind in one CONNECT, to exercise the walker.
-  Bytes props = {0x11, 0, 0, 0, 60,                    // session expiry (four-byte)
-                 0x21, 0, 10,                          // receive maximum (two-byte)
-                 0x17, 1,                              // request problem info (byte)
-                 0x0B, 0x80, 0x01,                     // subscription id (varint, two bytes)
-                 0x15, 0, 3, 'a', 'b', 'c',            // auth method (string)
-                 0x16, 0, 2, 0xFF, 0x00,               // auth data (binary)
-                 0x26, 0, 1, 'k', 0, 2, 'v', 'w'};     // user property (pair)
+  Bytes props = {0x11, 0,    0,    0,    60,                    // session expiry (four-byte)
+                 0x21, 0,    10,                                // receive maximum (two-byte)
+                 0x17, 1,                                       // request problem info (byte)
+                 0x0B, 0x80, 0x01,                              // subscription id (varint, two bytes)
+                 0x15, 0,    3,    'a',  'b',  'c',             // auth method (string)
+                 0x16, 0,    2,    0xFF, 0x00,                  // auth data (binary)
+                 0x26, 0,    1,    'k',  0,    2,   'v', 'w'};  // user property (pair)
   Bytes body = {0, 4, 'M', 'Q', 'T', 'T', 5, 0x02, 0, 30};
   appendVarInt(body, static_cast<uint32_t>(props.size()));
   body.insert(body.end(), props.begin(), props.end());
@@ -520,14 +522,24 @@ Bytes mixedStream() {
     const auto qos = static_cast<uint8_t>(i % 3);
     const Bytes payload(static_cast<size_t>(i * 437), static_cast<uint8_t>(i));
     const auto pid = static_cast<uint16_t>(i + 1);
-    s = cat({s, encodePublish(kMqtt5, "sensors/" + std::string(static_cast<size_t>(i * 20), 't'), qos, pid, payload),
-             encodeAck(PacketType::kPuback, kMqtt5, pid, i % 2 ? 0x10 : 0)});
+    s = cat(
+        {s,
+         encodePublish(kMqtt5, "sensors/" + std::string(static_cast<size_t>(i * 20), 't'), qos, pid, payload),
+         encodeAck(PacketType::kPuback, kMqtt5, pid, i % 2 ? 0x10 : 0)});
   }
-  return cat({s, encodeAck(PacketType::kPubrec, kMqtt5, 5), encodeAck(PacketType::kPubrel, kMqtt5, 5),
-              encodeAck(PacketType::kPubcomp, kMqtt5, 5), encodeSubscribe(kMqtt5, 6, {"x/#"}, 2),
-              encodeSuback(kMqtt5, 6, {2}), encodeUnsubscribe(kMqtt5, 7, {"x/#"}),
-              encodeAck(PacketType::kUnsuback, kMqtt5, 7), encodePingreq(), encodePingresp(), encodeAuth(0x19),
-              {0xE0, 0x07, 0x04, 0x05, 0x11, 0x00, 0x01, 0x51, 0x80}, encodeDisconnect(kMqtt5, 0)});
+  return cat({s,
+              encodeAck(PacketType::kPubrec, kMqtt5, 5),
+              encodeAck(PacketType::kPubrel, kMqtt5, 5),
+              encodeAck(PacketType::kPubcomp, kMqtt5, 5),
+              encodeSubscribe(kMqtt5, 6, {"x/#"}, 2),
+              encodeSuback(kMqtt5, 6, {2}),
+              encodeUnsubscribe(kMqtt5, 7, {"x/#"}),
+              encodeAck(PacketType::kUnsuback, kMqtt5, 7),
+              encodePingreq(),
+              encodePingresp(),
+              encodeAuth(0x19),
+              {0xE0, 0x07, 0x04, 0x05, 0x11, 0x00, 0x01, 0x51, 0x80},
+              encodeDisconnect(kMqtt5, 0)});
 }
 
 TEST(MqttDecoder, ChunkingDoesNotChangePackets) {
@@ -573,8 +585,9 @@ TEST(MqttDecoder, SeveralPacketsInOneChunk) {
 TEST(MqttDecoder, TenPublishesInOneChunk) {
   Bytes stream;
   for (uint16_t i = 0; i < 10; ++i) {
-    stream = cat({stream, encodePublish(kMqtt311, "topic/" + std::to_string(i), 1, static_cast<uint16_t>(100 + i),
-                                        text("payload " + std::to_string(i)))});
+    stream =
+        cat({stream, encodePublish(kMqtt311, "topic/" + std::to_string(i), 1, static_cast<uint16_t>(100 + i),
+                                   text("payload " + std::to_string(i)))});
   }
   const Collector c = decode(stream, kMqtt311);
   ASSERT_TRUE(c.errors.empty());
@@ -662,7 +675,8 @@ std::vector<ErrorCase> errorCases() {
   std::vector<ErrorCase> v;
   v.push_back({"type 0", {0x00, 0x02, 0xAA, 0xBB}, ParseError::kReservedType});
   v.push_back({"AUTH at 3.1.1", encodeAuth(0x18), ParseError::kReservedType, kMqtt311});
-  v.push_back({"SUBSCRIBE flags 0", {0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00},
+  v.push_back({"SUBSCRIBE flags 0",
+               {0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00},
                ParseError::kBadFixedHeaderFlags});
   v.push_back({"PINGREQ flags 1", {0xC1, 0x00}, ParseError::kBadFixedHeaderFlags});
   v.push_back({"PUBREL flags 0", {0x60, 0x02, 0x00, 0x01}, ParseError::kBadFixedHeaderFlags});
@@ -674,23 +688,26 @@ std::vector<ErrorCase> errorCases() {
                ParseError::kBadProtocolName});
   v.push_back({"name length 5", connectWith({0, 5, 'M', 'Q', 'T', 'T', 'X', 4, 2, 0, 60, 0, 0}),
                ParseError::kBadProtocolName});
-  v.push_back({"level 6", connectWith({0, 4, 'M', 'Q', 'T', 'T', 6, 2, 0, 60, 0, 0}),
-               ParseError::kBadProtocolLevel});
+  v.push_back(
+      {"level 6", connectWith({0, 4, 'M', 'Q', 'T', 'T', 6, 2, 0, 60, 0, 0}), ParseError::kBadProtocolLevel});
   v.push_back({"MQIsdp level 4", connectWith({0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 4, 2, 0, 60, 0, 0}),
                ParseError::kBadProtocolLevel});
   v.push_back({"reserved connect flag", connectWith({0, 4, 'M', 'Q', 'T', 'T', 4, 3, 0, 60, 0, 0}),
                ParseError::kMalformedConnect});
   v.push_back({"client id past end", connectWith({0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0xFF, 0xFF}),
                ParseError::kMalformedConnect});
-  v.push_back({"connect cut short", connectWith({0, 4, 'M', 'Q', 'T', 'T', 4, 2}), ParseError::kMalformedConnect});
+  v.push_back(
+      {"connect cut short", connectWith({0, 4, 'M', 'Q', 'T', 'T', 4, 2}), ParseError::kMalformedConnect});
   v.push_back({"connack length 1", {0x20, 0x01, 0x00}, ParseError::kMalformedConnack});
-  v.push_back({"connack length 3 at 3.1.1", {0x20, 0x03, 0x00, 0x00, 0x00}, ParseError::kMalformedConnack,
-               kMqtt311});
-  v.push_back({"connack reserved ack flags", {0x20, 0x02, 0x02, 0x00}, ParseError::kMalformedConnack, kMqtt311});
+  v.push_back(
+      {"connack length 3 at 3.1.1", {0x20, 0x03, 0x00, 0x00, 0x00}, ParseError::kMalformedConnack, kMqtt311});
+  v.push_back(
+      {"connack reserved ack flags", {0x20, 0x02, 0x02, 0x00}, ParseError::kMalformedConnack, kMqtt311});
   v.push_back({"connect property id 0x7f",
                connectWith({0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 60, 2, 0x7F, 0x00, 0, 0}),
                ParseError::kMalformedProperties});
-  v.push_back({"connect property length past end", connectWith({0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 60, 9, 0x11}),
+  v.push_back({"connect property length past end",
+               connectWith({0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 60, 9, 0x11}),
                ParseError::kMalformedProperties});
   v.push_back({"connect property value past block",
                connectWith({0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 60, 3, 0x11, 0, 0, 0, 0}),
@@ -698,13 +715,15 @@ std::vector<ErrorCase> errorCases() {
   v.push_back({"connect property length 5 bytes",
                connectWith({0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 60, 0x80, 0x80, 0x80, 0x80, 0x01, 0, 0}),
                ParseError::kMalformedProperties});
-  v.push_back({"connack string property overruns", {0x20, 0x07, 0x00, 0x00, 0x04, 0x12, 0x00, 0x09, 'a'},
-               ParseError::kMalformedProperties, kMqtt5});
-  v.push_back({"disconnect bad property", {0xE0, 0x03, 0x00, 0x01, 0x00}, ParseError::kMalformedProperties,
+  v.push_back({"connack string property overruns",
+               {0x20, 0x07, 0x00, 0x00, 0x04, 0x12, 0x00, 0x09, 'a'},
+               ParseError::kMalformedProperties,
                kMqtt5});
+  v.push_back(
+      {"disconnect bad property", {0xE0, 0x03, 0x00, 0x01, 0x00}, ParseError::kMalformedProperties, kMqtt5});
   v.push_back({"puback length 1", {0x40, 0x01, 0x00}, ParseError::kMalformedPacket});
-  v.push_back({"puback length 3 at 3.1.1", {0x40, 0x03, 0x00, 0x01, 0x00}, ParseError::kMalformedPacket,
-               kMqtt311});
+  v.push_back(
+      {"puback length 3 at 3.1.1", {0x40, 0x03, 0x00, 0x01, 0x00}, ParseError::kMalformedPacket, kMqtt311});
   v.push_back({"pingreq length 1", {0xC0, 0x01, 0x00}, ParseError::kMalformedPacket});
   v.push_back({"topic past end", {0x30, 0x04, 0x00, 0x09, 'a', 'b'}, ParseError::kMalformedPacket});
   v.push_back({"subscribe without filter", {0x82, 0x02, 0x00, 0x01}, ParseError::kMalformedPacket});
@@ -718,7 +737,8 @@ TEST(MqttDecoder, EveryErrorIsNamedAndFramingContinues) {
   for (const ErrorCase& ec : errorCases()) {
     SCOPED_TRACE(ec.name);
     // A valid packet after the bad one must still decode, however it is chunked.
-    const Bytes stream = cat({ec.bytes, encodePublish(kMqtt311, "after", 1, 4242, text("ok")), encodePingreq()});
+    const Bytes stream =
+        cat({ec.bytes, encodePublish(kMqtt311, "after", 1, 4242, text("ok")), encodePingreq()});
     MqttDecoderLimits limits;
     limits.max_packet_size = ec.max_packet_size;
     for (int mode = 0; mode < 3; ++mode) {
@@ -741,8 +761,10 @@ TEST(MqttDecoder, EveryErrorIsNamedAndFramingContinues) {
 
 TEST(MqttDecoder, BadRemainingLengthResyncsToTheNextPacket) {
   // Four length bytes all with the continuation bit; then junk, then packets.
-  const Bytes stream = cat({{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00}, encodePingreq(),
-                            encodeAck(PacketType::kPuback, kMqtt311, 3), encodePingreq()});
+  const Bytes stream = cat({{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00},
+                            encodePingreq(),
+                            encodeAck(PacketType::kPuback, kMqtt311, 3),
+                            encodePingreq()});
   for (int mode = 0; mode < 2; ++mode) {
     MqttDecoder d;
     d.setProtocolLevel(kMqtt311);
@@ -750,7 +772,8 @@ TEST(MqttDecoder, BadRemainingLengthResyncsToTheNextPacket) {
     if (mode == 0) feedAll(d, stream, c);
     if (mode == 1) feedBytewise(d, stream, c);
     EXPECT_EQ(c.errors, (std::vector{ParseError::kBadRemainingLength, ParseError::kResync})) << mode;
-    EXPECT_EQ(c.types(), (std::vector{PacketType::kPingreq, PacketType::kPuback, PacketType::kPingreq})) << mode;
+    EXPECT_EQ(c.types(), (std::vector{PacketType::kPingreq, PacketType::kPuback, PacketType::kPingreq}))
+        << mode;
   }
 }
 
@@ -826,7 +849,8 @@ TEST(MqttDecoder, GapMidPacketResyncs) {
   ConnectSpec cs;
   cs.client_id = "gappy";
   const Bytes connect = encodeConnect(cs);
-  const Bytes lost = encodePublish(kMqtt311, "some/topic", 1, 1, text("the quick brown fox jumps over the lazy dog"));
+  const Bytes lost =
+      encodePublish(kMqtt311, "some/topic", 1, 1, text("the quick brown fox jumps over the lazy dog"));
   const Bytes after = cat({encodeAck(PacketType::kPuback, kMqtt311, 77), encodePingreq(),
                            encodePublish(kMqtt311, "x", 1, 78, text("yz"))});
   MqttDecoder d;
@@ -951,7 +975,8 @@ TEST(MqttDecoder, TooLittleEvidenceWaitsForTheNextChunk) {
 TEST(MqttDecoder, ResyncIgnoresTextPayloads) {
   // Digits and letters look like PUBLISH/PUBCOMP headers; none may be taken.
   std::string noise;
-  for (int i = 0; i < 200; ++i) noise += "{\"seq\": " + std::to_string(i * 7919) + ", \"ok\": true, \"p\": 0.5}";
+  for (int i = 0; i < 200; ++i)
+    noise += "{\"seq\": " + std::to_string(i * 7919) + ", \"ok\": true, \"p\": 0.5}";
   const Bytes packets = cat({encodeAck(PacketType::kPuback, kMqtt311, 1), encodePingreq(),
                              encodePublish(kMqtt311, "a/b", 1, 2, text("v"))});
   for (uint8_t level : {uint8_t{0}, kMqtt311, kMqtt5}) {

@@ -79,7 +79,8 @@ class MqttDecoder {
                     MqttDecoderCallbacks& cb);
   void onHeader(const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
   size_t feedBody(const uint8_t* p, size_t n, size_t pos, MqttDecoderCallbacks& cb);
-  size_t resync(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
+  size_t resync(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits,
+                MqttDecoderCallbacks& cb);
   void emit(const MqttPacket& packet, MqttDecoderCallbacks& cb);
   bool fail(ParseError error, MqttDecoderCallbacks& cb);
   void reportResync(MqttDecoderCallbacks& cb);
@@ -88,20 +89,20 @@ class MqttDecoder {
   void dropPartial();
 
   // Internal state; see mqtt_decoder.cpp.
-  std::unique_ptr<uint8_t[]> head_;   // partial packet head, only while straddling
-  uint16_t head_len_ = 0;             // bytes in head_
+  std::unique_ptr<uint8_t[]> head_;  // straddling packet head, or bytes kept by resync
+  uint16_t head_len_ = 0;            // bytes in head_
   uint16_t head_cap_ = 0;
-  uint16_t head_need_ = 0;            // head bytes the parser needs before it can go on
-  uint32_t skip_ = 0;                 // payload bytes still to skip
-  uint32_t remaining_ = 0;            // remaining length of the packet being assembled
-  uint8_t fixed_ = 0;                 // first byte of the packet being assembled
-  uint8_t len_bytes_ = 0;             // remaining-length bytes seen so far
+  uint16_t head_need_ = 0;  // head bytes the parser needs before it can go on
+  uint32_t skip_ = 0;       // payload bytes still to skip
+  uint32_t remaining_ = 0;  // remaining length of the packet being assembled
+  uint8_t fixed_ = 0;       // first byte of the packet being assembled
+  uint8_t len_bytes_ = 0;   // remaining-length bytes seen so far
   uint8_t state_ = 0;
   uint8_t level_ = 0;
   bool resync_ = false;
-  bool resync_reported_ = false;      // this resync episode's kResync was emitted
-  uint8_t trust_ = 0;                 // packets to decode before resync framing is trusted
-  uint8_t pend_len_ = 0;              // while resyncing: undecided bytes kept in head_
+  bool resync_reported_ = false;  // this resync episode's kResync was emitted
+  uint8_t trust_ = 0;             // packets to decode before resync framing is trusted
+  uint8_t pend_len_ = 0;          // while resyncing: undecided bytes kept in head_
 };
 
 }  // namespace mqttlive

@@ -2,7 +2,9 @@
 # Checks the PromQL of the dashboards and alert rules against a real mqttlive scrape:
 #   1. every expression parses (wrapped as recording rules for `promtool check rules`);
 #   2. every mqttlive_* metric they name exists in the scrape (_bucket/_sum/_count
-#      resolve to their histogram; opt-in metrics in $OPTIONAL_METRICS may be absent).
+#      resolve to their histogram; metrics in $OPTIONAL_METRICS may be absent, by default
+#      the two whose series appear only on first use: mqttlive_client_expired_seconds,
+#      mqttlive_connects_refused_total).
 # Usage: tests/deploy/check_promql_metrics.sh METRICS_FILE [EXPRS_JSONL]
 #   METRICS_FILE  text exposition, e.g. curl -s localhost:9883/metrics > metrics.txt
 #   EXPRS_JSONL   expressions extracted by check_deploy.sh (default: extracted afresh)

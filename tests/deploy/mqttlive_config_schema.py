@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Schema of mqttlive.yaml (the keys the operator may set), for the example config
-and the configs embedded in the Kubernetes ConfigMaps.
+and the configs embedded in the Kubernetes ConfigMaps. Mirrors the keys and ranges
+src/config.cpp accepts; keep the two in step.
 
   mqttlive_config_schema.py FILE...   exit 1 and list the problems if any file is off
 """
@@ -15,18 +16,22 @@ NUM = (int, float)
 # section -> key -> (type, check or None)
 SCHEMA = {
     "capture": {
-        "interfaces": (list, lambda v: v and all(isinstance(i, str) and i for i in v)),
+        "interfaces": (list, lambda v: v and all(isinstance(i, str) and i for i in v) and len(set(v)) == len(v)),
         "snaplen": (int, lambda v: 64 <= v <= 262144),
-        "buffer_size_bytes": (int, lambda v: v >= 1 << 20),
+        "buffer_size_bytes": (int, lambda v: 1 << 20 <= v <= 2**31 - 1),
+        "timeout_ms": (int, lambda v: 1 <= v <= 1000),
     },
     "keepalive": {
-        "factor": (NUM, lambda v: v >= 1.0),
+        "factor": (NUM, lambda v: 1.0 <= v <= 10.0),
         "enforcement_grace_seconds": (NUM, lambda v: v >= 0),
         "no_keepalive_idle_seconds": (NUM, lambda v: v > 0),
+        "close_settle_seconds": (NUM, lambda v: 0 < v <= 60),
     },
     "limits": {
-        "max_flows": (int, lambda v: v > 0),
-        "max_buffered_bytes": (int, lambda v: v > 0),
+        "max_flows": (int, lambda v: 1 <= v <= 2**32 - 1),
+        "max_buffered_bytes": (int, lambda v: v >= 65536),
+        "flow_buffer_bytes": (int, lambda v: 4096 <= v <= 2**32 - 1),
+        "max_packet_size": (int, lambda v: 16 <= v <= 2**32 - 1),
     },
     "metrics": {
         "listen_address": (str, lambda v: ":" in v),
@@ -38,7 +43,7 @@ SCHEMA = {
         "types": (list, lambda v: set(v) <= EVENTS),
     },
 }
-PER_CLIENT = {"enabled": (bool, None), "max_series": (int, lambda v: v > 0), "hash_client_id": (bool, None)}
+PER_CLIENT = {"enabled": (bool, None), "max_series": (int, lambda v: 1 <= v <= 10000), "hash_client_id": (bool, None)}
 LISTENER = {"port": (int, lambda v: 1 <= v <= 65535), "kind": (str, lambda v: v in ("mqtt", "tls", "websocket"))}
 
 
@@ -69,10 +74,15 @@ def check_config(cfg, where="mqttlive.yaml"):
             if not isinstance(body, list) or not body:
                 errors.append(f"{where}.listeners: must be a non-empty list")
                 continue
+            ports = []
             for i, lst in enumerate(body):
                 _keys(f"{where}.listeners[{i}]", lst, LISTENER, errors)
                 if isinstance(lst, dict) and "port" not in lst:
                     errors.append(f"{where}.listeners[{i}]: port is required")
+                elif isinstance(lst, dict):
+                    if lst["port"] in ports:
+                        errors.append(f"{where}.listeners[{i}]: duplicate port {lst['port']}")
+                    ports.append(lst["port"])
         elif section in SCHEMA:
             _keys(f"{where}.{section}", body, SCHEMA[section], errors)
             if section == "metrics" and isinstance(body, dict) and "per_client" in body:

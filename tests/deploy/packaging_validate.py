@@ -5,19 +5,25 @@
     libraries, a non-root USER 65532, ENTRYPOINT the installed binary
   - one binary path everywhere: cmake's default prefix /usr/local -> /usr/local/bin/mqttlive
     in the Containerfile, the systemd unit, the docs' setcap line
+  - the build stage installs every build dependency scripts/setup.sh lists (less test tools)
   - compose.yaml: Mosquitto, mqttlive in its network namespace with only NET_RAW,
     Prometheus loading the alert rules, Grafana with provisioning; mounted files exist
+With --binary PATH (a built mqttlive), also: every shared library the binary needs
+directly (ELF NEEDED) comes from a package the runtime stage installs, or from the base image.
 """
 import os
 import re
+import subprocess
 import sys
 
 import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = "/usr/local/bin/mqttlive"
-RUNTIME_LIBS = ["libpcap0.8", "libprometheus-cpp-pull1.0", "libprometheus-cpp-core1.0", "libyaml-cpp0.7",
-                "libfmt9", "libspdlog1.10"]
+RUNTIME_LIBS = ["libpcap0.8", "libcap2", "libcivetweb1", "libprometheus-cpp-pull1.0", "libprometheus-cpp-core1.0",
+                "libyaml-cpp0.7", "libfmt9", "libspdlog1.10"]
+BASE_IMAGE = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}  # always in debian:12
+TEST_ONLY_DEV = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev"}
 
 
 def read(*parts):
@@ -33,7 +39,13 @@ def check_containerfile(errs):
     for needle in ("cmake --build", "cmake --install", "COPY --from=build"):
         if needle not in cf:
             errs.append(f"Containerfile: missing '{needle}'")
-    runtime = cf.split("FROM", 2)[-1]
+    build, runtime = cf.split("FROM", 2)[1:]
+    setup = read("scripts", "setup.sh")
+    pkgs = re.search(r"^pkgs=\((.*?)^\)", setup, re.M | re.S).group(1).split()
+    for dev in pkgs:
+        if dev.endswith("-dev") and dev not in TEST_ONLY_DEV and not dev.startswith("libclang"):
+            if not re.search(rf"(?<![\w.-]){re.escape(dev)}(?![\w.-])", build):
+                errs.append(f"Containerfile: build stage lacks {dev} (listed in scripts/setup.sh)")
     for lib in RUNTIME_LIBS:
         if not re.search(rf"(?<![\w.-]){re.escape(lib)}(?![\w.-])", runtime):
             errs.append(f"Containerfile: runtime stage does not install {lib}")
@@ -103,8 +115,35 @@ def check_compose(errs):
         errs.append("compose: prometheus.yml needs job_name mqttlive (alerts use job=\"mqttlive\")")
 
 
+def runtime_packages():
+    """Package names of the runtime stage's `apt-get install` (up to the next &&)."""
+    runtime = read("deploy", "container", "Containerfile").split("FROM", 2)[-1]
+    m = re.search(r"apt-get install([^&]*)&&", runtime.replace("\\\n", " "))
+    return {w for w in (m.group(1).split() if m else []) if not w.startswith("-")}
+
+
+def check_binary(errs, binary):
+    """ELF NEEDED libraries -> Debian packages; all must be installed by the runtime stage."""
+    installed = runtime_packages()
+    out = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, check=True).stdout
+    needed = re.findall(r"Shared library: \[(.+?)\]", out)
+    for so in needed:
+        r = subprocess.run(["dpkg", "-S", f"*/{so}"], capture_output=True, text=True)
+        pkgs = {line.split(":")[0] for line in r.stdout.splitlines() if ":" in line}
+        if not pkgs:
+            errs.append(f"{binary}: no Debian package provides {so}")
+        elif not pkgs & (installed | BASE_IMAGE):
+            errs.append(f"{binary}: needs {so} from {sorted(pkgs)}, which the runtime stage does not install")
+    print(f"{binary}: {len(needed)} shared libraries needed")
+
+
 def main():
     errs = []
+    if len(sys.argv) == 3 and sys.argv[1] == "--binary":
+        check_binary(errs, sys.argv[2])
+        for e in errs:
+            print(e)
+        return 1 if errs else 0
     check_containerfile(errs)
     check_paths(errs)
     check_compose(errs)

@@ -22,8 +22,11 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RULES = os.path.join(ROOT, "deploy", "prometheus", "mqttlive-alerts.yml")
 DASHBOARDS = sorted(glob.glob(os.path.join(ROOT, "dashboards", "*.json")))
-# Metrics that legitimately have no series in a default scrape (opt-in features).
-OPTIONAL = set(os.environ.get("OPTIONAL_METRICS", "mqttlive_client_expired_seconds").split())
+# Metrics that legitimately have no series in a fresh scrape: their label values exist only
+# at run time (a CONNACK code, an expired client's id), and prometheus-cpp does not expose a
+# family without series. Override with OPTIONAL_METRICS="..." (space separated).
+OPTIONAL = set(os.environ.get("OPTIONAL_METRICS",
+                              "mqttlive_client_expired_seconds mqttlive_connects_refused_total").split())
 
 # Grafana's built-in interval variables -> a duration; user variables -> a match-all regex.
 GRAFANA_VARS = [
