@@ -10,6 +10,7 @@ pkgs=(
   mosquitto mosquitto-clients prometheus tshark tcpdump
   iproute2 iptables libcap2-bin procps psmisc python3 curl jq
   clang libclang-rt-14-dev
+  python3-yaml systemd
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,11 +4,11 @@
 #include <civetweb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -62,11 +62,20 @@ std::string escapeHtml(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -153,15 +162,14 @@ bool HttpServer::start(std::string& error) {
 
   const std::string threads = std::to_string(opts_.num_threads > 0 ? opts_.num_threads : 2);
   // No document_root: civetweb serves no files, only the handlers below.
-  const char* options[] = {"listening_ports",
-                           ports.c_str(),
-                           "num_threads",
-                           threads.c_str(),
-                           "request_timeout_ms",
-                           "10000",
-                           "enable_keep_alive",
-                           "no",
-                           nullptr};
+  // clang-format off
+  const char* options[] = {
+      "listening_ports",    ports.c_str(),
+      "num_threads",        threads.c_str(),
+      "request_timeout_ms", "10000",
+      "enable_keep_alive",  "no",  // one request per connection: a scraper cannot pin a thread
+      nullptr};
+  // clang-format on
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof callbacks);
   callbacks.log_message = logMessage;
@@ -239,7 +247,8 @@ void HttpServer::stop() {
         mg_stop(ctx);
         stopped.set_value();
       });
-      while (done.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) poke(wake_addr_, wake_len_);
+      while (done.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready)
+        poke(wake_addr_, wake_len_);
       stopper.join();
       return;
     } catch (const std::system_error&) {
@@ -296,7 +305,9 @@ int HttpServer::serve(mg_connection* conn) {
     const std::string body =
         "<!DOCTYPE html>\n<html><head><title>mqttlive</title></head><body>\n"
         "<h1>mqttlive</h1>\n<p>Passive MQTT connection liveness monitor.</p>\n<ul>\n"
-        "<li><a href=\"" + m + "\">" + m + "</a> &mdash; Prometheus metrics</li>\n"
+        "<li><a href=\"" +
+        m + "\">" + m +
+        "</a> &mdash; Prometheus metrics</li>\n"
         "<li><a href=\"/connections\">/connections</a> &mdash; expired and idle connections (JSON)</li>\n"
         "<li><a href=\"/healthz\">/healthz</a> &mdash; health check</li>\n"
         "</ul>\n</body></html>\n";

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
 
   if (!read_file.empty()) {
     mqttlive::OfflineResult result;
-    if (!mqttlive::runOffline(read_file, cfg.engine, stdout, cfg.events.types_mask, result)) {
+    if (!mqttlive::runOffline(read_file, cfg.engine, stdout, cfg.events.types_mask, result, cfg.events.summary)) {
       std::fprintf(stderr, "mqttlive: %s\n", result.error.c_str());
       return 1;
     }

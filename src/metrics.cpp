@@ -174,8 +174,9 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
 
   auto& conns = prometheus::BuildGauge()
                     .Name("mqttlive_connections")
-                    .Help("Open MQTT connections by liveness state; expired = past the keepalive deadline and "
-                          "still open (half-open)")
+                    .Help(
+                        "Open MQTT connections by liveness state; expired = past the keepalive deadline and "
+                        "still open (half-open)")
                     .Register(reg);
   for (int i = 0; i < kStates; ++i)
     m.connections[i] = &conns.Add({{"state", toString(static_cast<ConnState>(i))}});
@@ -207,6 +208,10 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
                           .Name("mqttlive_connects_refused_total")
                           .Help("Refused connects by CONNACK return/reason code")
                           .Register(reg);
+  // The MQTT 3.1.1 refusal codes exist from the start so that the metric is in
+  // every scrape; any other code (v5 reason codes) gets its series on first use.
+  for (int code = 1; code <= 5; ++code)
+    m.refused[code] = &m.refused_family->Add({{"code", std::to_string(code)}});
 
   auto& events = prometheus::BuildCounter()
                      .Name("mqttlive_events_total")
@@ -220,11 +225,12 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
                      .Help("Effective keepalive of each successful connect")
                      .Register(reg)
                      .Add({}, keepaliveBuckets());
-  m.enforcement = &prometheus::BuildHistogram()
-                       .Name("mqttlive_keepalive_enforcement_delay_seconds")
-                       .Help("Broker close time minus keepalive deadline for keepalive closes (negative = early)")
-                       .Register(reg)
-                       .Add({}, enforcementBuckets());
+  m.enforcement =
+      &prometheus::BuildHistogram()
+           .Name("mqttlive_keepalive_enforcement_delay_seconds")
+           .Help("Broker close time minus keepalive deadline for keepalive closes (negative = early)")
+           .Register(reg)
+           .Add({}, enforcementBuckets());
   m.rtt = &prometheus::BuildHistogram()
                .Name("mqttlive_ping_rtt_seconds")
                .Help("PINGREQ to PINGRESP round trip as seen at the capture point")
@@ -342,13 +348,15 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
 
   m.client_family = &prometheus::BuildGauge()
                          .Name("mqttlive_client_expired_seconds")
-                         .Help("Per client (opt-in): seconds past the keepalive deadline of connections "
-                               "currently expired")
+                         .Help(
+                             "Per client (opt-in): seconds past the keepalive deadline of connections "
+                             "currently expired")
                          .Register(reg);
   m.client_dropped = &prometheus::BuildGauge()
                           .Name("mqttlive_client_series_dropped")
-                          .Help("Expired connections left out of mqttlive_client_expired_seconds because of "
-                                "metrics.per_client.max_series")
+                          .Help(
+                              "Expired connections left out of mqttlive_client_expired_seconds because of "
+                              "metrics.per_client.max_series")
                           .Register(reg)
                           .Add({});
 }
@@ -592,8 +600,8 @@ std::string formatSuspectConnections(const SessionTracker& tracker, Micros now, 
     out += ",\"silent_for\":";
     appendJsonTime(out, std::max<Micros>(now - c.last_activity, 0));
     out += ",\"since\":";
-    const Micros since = c.state == ConnState::kExpired && c.deadline != 0 ? c.deadline
-                                                                            : c.last_activity + no_keepalive_idle;
+    const Micros since =
+        c.state == ConnState::kExpired && c.deadline != 0 ? c.deadline : c.last_activity + no_keepalive_idle;
     appendJsonTime(out, since);
     out += ",\"uncertain\":";
     out += c.uncertain ? "true" : "false";

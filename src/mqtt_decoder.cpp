@@ -14,6 +14,7 @@
 #include "mqttlive/mqtt_decoder.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <new>
@@ -34,9 +35,9 @@ constexpr uint8_t kPropSessionExpiry = 0x11;
 constexpr uint8_t kPropAssignedClientId = 0x12;
 constexpr uint8_t kPropServerKeepAlive = 0x13;
 
-// Body bytes a resync candidate is judged on at most: the same bound as the head
-// buffer, and it keeps the search linear-ish on hostile input.
-constexpr uint32_t kCandidateParseCap = 4096;
+// Body bytes a resync candidate is judged on at most: plenty to tell a header
+// from payload, and it bounds the work per byte searched on hostile input.
+constexpr uint32_t kCandidateParseCap = 512;
 
 // Gives empty bodies a valid address so no pointer arithmetic touches nullptr.
 constexpr uint8_t kEmpty[1] = {0};
@@ -624,7 +625,6 @@ Verdict evaluate(const SearchStream& s, size_t at, uint8_t level, uint32_t max_s
 
   size_t contiguous = 0;
   const uint8_t* body = s.from(i, contiguous);
-  // Capped like the head buffer, which also bounds the work per candidate.
   const auto avail =
       static_cast<uint32_t>(std::min<size_t>({remaining, contiguous, size_t{kCandidateParseCap}}));
   MqttPacket scratch;
@@ -851,6 +851,7 @@ void MqttDecoder::reportResync(MqttDecoderCallbacks& cb) {
 }
 
 bool MqttDecoder::reserveHead(uint32_t need) {
+  static_assert(kMaxHead <= UINT16_MAX, "head sizes are kept in uint16_t");
   if (need <= head_cap_) return true;
   // Grow geometrically so a head needing several fields reallocates rarely.
   const uint32_t want = std::max({need, uint32_t{64}, uint32_t{head_cap_} * 2u});

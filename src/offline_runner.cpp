@@ -6,7 +6,7 @@
 namespace mqttlive {
 
 bool runOffline(const std::string& path, const EngineConfig& cfg, std::FILE* out, uint32_t event_mask,
-                OfflineResult& result) {
+                OfflineResult& result, bool summary) {
   std::string err;
   auto cap = PcapCapture::openOffline(path, err);
   if (!cap) {
@@ -35,7 +35,7 @@ bool runOffline(const std::string& path, const EngineConfig& cfg, std::FILE* out
   }
   engine.finish(last_ts);
   result.packets = engine.stats().packets;
-  writer.writeSummary(last_ts, engine, 0, result.read_error ? result.error.c_str() : nullptr);
+  if (summary) writer.writeSummary(last_ts, engine, 0, result.read_error ? result.error.c_str() : nullptr);
   std::fflush(out);
   return true;
 }

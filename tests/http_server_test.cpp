@@ -252,7 +252,8 @@ TEST(HttpServer, ScrapesWhileTheEngineThreadUpdates) {
     for (int i = 0; i < 40; ++i) ids.push_back("dev-" + std::to_string(i));
     for (uint32_t i = 0; !stop.load(); ++i) {
       uint8_t a[4] = {10, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
-      ConnHandle h = tracker.open(t, Endpoint{IpAddr::fromV4(a), 40000}, Endpoint{IpAddr::fromV4(a), 1883}, false);
+      ConnHandle h =
+          tracker.open(t, Endpoint{IpAddr::fromV4(a), 40000}, Endpoint{IpAddr::fromV4(a), 1883}, false);
       MqttPacket c;
       c.type = PacketType::kConnect;
       c.protocol_level = kMqtt311;

@@ -27,7 +27,9 @@ namespace {
 constexpr Micros kS = kMicrosPerSecond;
 constexpr Micros kT0 = 1'700'000'000 * kS;
 
-std::string scrape(const Metrics& m) { return prometheus::TextSerializer().Serialize(m.registry()->Collect()); }
+std::string scrape(const Metrics& m) {
+  return prometheus::TextSerializer().Serialize(m.registry()->Collect());
+}
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
@@ -44,8 +46,8 @@ std::vector<std::string> lines(const std::string& text) {
   const std::string name = line.substr(0, line.find_first_of("{ "));
   for (const auto& l : lines(text))
     if (l.rfind(name, 0) == 0) near += "\n  " + l;
-  return ::testing::AssertionFailure() << "no line `" << line << "`; lines starting with " << name << ":"
-                                       << near;
+  return ::testing::AssertionFailure()
+         << "no line `" << line << "`; lines starting with " << name << ":" << near;
 }
 
 bool mentions(const std::string& text, const std::string& s) { return text.find(s) != std::string::npos; }
@@ -102,13 +104,14 @@ TEST(Metrics, FixedLabelSetsExistAtZeroFromTheStart) {
   const std::string s = scrape(m);
   for (const char* st : {"connecting", "active", "expired", "no_keepalive_idle", "closing"})
     EXPECT_TRUE(hasLine(s, std::string("mqttlive_connections{state=\"") + st + "\"} 0"));
-  for (const char* r : {"graceful_disconnect", "client_fin_without_disconnect", "client_rst_without_disconnect",
-                        "broker_close_keepalive", "broker_close_takeover", "broker_close_other"})
+  for (const char* r :
+       {"graceful_disconnect", "client_fin_without_disconnect", "client_rst_without_disconnect",
+        "broker_close_keepalive", "broker_close_takeover", "broker_close_other"})
     EXPECT_TRUE(hasLine(s, std::string("mqttlive_connections_closed_total{reason=\"") + r + "\"} 0"));
   for (const char* t : {"CONNECT", "PUBLISH", "PINGREQ", "AUTH"})
     for (const char* d : {"client", "broker"})
-      EXPECT_TRUE(hasLine(s, std::string("mqttlive_mqtt_packets_total{direction=\"") + d + "\",type=\"" + t +
-                                 "\"} 0"));
+      EXPECT_TRUE(hasLine(
+          s, std::string("mqttlive_mqtt_packets_total{direction=\"") + d + "\",type=\"" + t + "\"} 0"));
   EXPECT_FALSE(mentions(s, "type=\"RESERVED\""));
   EXPECT_TRUE(hasLine(s, "mqttlive_capture_dropped_packets_total{source=\"kernel\"} 0"));
   EXPECT_TRUE(hasLine(s, "mqttlive_capture_dropped_packets_total{source=\"interface\"} 0"));
@@ -126,9 +129,12 @@ TEST(Metrics, FixedLabelSetsExistAtZeroFromTheStart) {
   EXPECT_TRUE(hasLine(s, "mqttlive_config_last_reload_successful 1"));
   EXPECT_TRUE(hasLine(s, "mqttlive_keepalive_enforcement_delay_seconds_count 0"));
   EXPECT_TRUE(hasLine(s, "mqttlive_client_series_dropped 0"));
-  // Nothing per-client and no refused code before one happens.
+  // MQTT 3.1.1 refusal codes from the start, other codes on first use.
+  for (int code = 1; code <= 5; ++code)
+    EXPECT_TRUE(hasLine(s, "mqttlive_connects_refused_total{code=\"" + std::to_string(code) + "\"} 0"));
+  EXPECT_FALSE(mentions(s, "mqttlive_connects_refused_total{code=\"135\"}"));
+  // Nothing per-client before opt-in and an expired connection.
   EXPECT_FALSE(mentions(s, "mqttlive_client_expired_seconds{"));
-  EXPECT_FALSE(mentions(s, "mqttlive_connects_refused_total{"));
 }
 
 TEST(Metrics, EventsAreCountedByReasonAndType) {
@@ -243,8 +249,8 @@ TEST(Metrics, EnforcementDelayBucketsSpanEarlyAndLate) {
 
 TEST(Metrics, PingRttInSeconds) {
   Metrics m(MetricsConfig{}, "x");
-  m.onPingRtt(1500);    // 1.5 ms
-  m.onPingRtt(-1);      // clock went backwards between captures: ignored
+  m.onPingRtt(1500);  // 1.5 ms
+  m.onPingRtt(-1);    // clock went backwards between captures: ignored
   m.onPingRtt(3 * kS);
   const std::string s = scrape(m);
   EXPECT_TRUE(hasLine(s, "mqttlive_ping_rtt_seconds_bucket{le=\"0.001\"} 0"));
@@ -425,7 +431,9 @@ TEST(Metrics, HostileClientIdsAreEscapedAndKeptValidUtf8) {
   f.metrics.updateTracker(f.tracker, kT0 + 16 * kS);
   const std::string s = scrape(f.metrics);
   EXPECT_TRUE(hasLine(s, "mqttlive_client_expired_seconds{client_id=\"a\\\"b\\\\c\\nd\"} 1"));
-  EXPECT_TRUE(hasLine(s, "mqttlive_client_expired_seconds{client_id=\"bad\xef\xbf\xbd\xef\xbf\xbd-\xef\xbf\xbd-\xc3\xa9\xef\xbf\xbd\"} 1"));
+  EXPECT_TRUE(hasLine(s,
+                      "mqttlive_client_expired_seconds{client_id=\"bad\xef\xbf\xbd\xef\xbf\xbd-\xef\xbf\xbd-"
+                      "\xc3\xa9\xef\xbf\xbd\"} 1"));
 }
 
 TEST(Metrics, SanitizeCutsAtCharacterBoundaries) {
@@ -504,7 +512,8 @@ TEST(Metrics, ExportsExactlyTheDocumentedMetrics) {
     EXPECT_TRUE(mentions(s, "\n" + name + (type == "histogram" ? "_bucket" : "")))
         << name << " has no sample";
   }
-  for (const auto& [name, type] : exported) EXPECT_EQ(documented.count(name), 1u) << name << " is not documented";
+  for (const auto& [name, type] : exported)
+    EXPECT_EQ(documented.count(name), 1u) << name << " is not documented";
 }
 
 TEST(Metrics, PromtoolAcceptsTheScrape) {
@@ -514,9 +523,7 @@ TEST(Metrics, PromtoolAcceptsTheScrape) {
   char dir_template[] = "/tmp/mqttlive_metrics_XXXXXX";
   ASSERT_NE(mkdtemp(dir_template), nullptr);
   const std::filesystem::path dir(dir_template);
-  {
-    std::ofstream(dir / "scrape.txt") << s;
-  }
+  { std::ofstream(dir / "scrape.txt") << s; }
   const std::string cmd = "promtool check metrics < '" + (dir / "scrape.txt").string() + "' > '" +
                           (dir / "out.txt").string() + "' 2>&1";
   const int rc = std::system(cmd.c_str());
@@ -555,7 +562,8 @@ TEST(SuspectConnections, ListsExpiredAndIdleOnlyAsJson) {
   const std::string two = formatSuspectConnections(f.tracker, now, 2, 300 * kS);
   EXPECT_TRUE(mentions(two, "],\"truncated\":true}")) << two;
   size_t entries = 0;
-  for (size_t p = two.find("\"client\":"); p != std::string::npos; p = two.find("\"client\":", p + 1)) ++entries;
+  for (size_t p = two.find("\"client\":"); p != std::string::npos; p = two.find("\"client\":", p + 1))
+    ++entries;
   EXPECT_EQ(entries, 2u);
 
   const std::string none = formatSuspectConnections(f.tracker, now, 0);
@@ -564,7 +572,7 @@ TEST(SuspectConnections, ListsExpiredAndIdleOnlyAsJson) {
 
 TEST(SuspectConnections, UnknownClientIdIsNull) {
   TrackerFixture f;
-  f.connect(2, "", 10);  // empty id: the broker assigns one we may never see
+  f.connect(2, "", 10);                                  // empty id: the broker assigns one we may never see
   f.tracker.open(kT0, ep(3, 40000), ep(1, 1883), true);  // no MQTT seen: connecting, not suspect
   f.tracker.advanceTo(kT0 + 1000 * kS);
   const std::string j = formatSuspectConnections(f.tracker, kT0 + 1000 * kS, 10);

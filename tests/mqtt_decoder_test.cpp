@@ -36,7 +36,7 @@ struct AllocTracker {
   std::array<LiveBlock, 64> live{};  // tracked blocks not yet freed
 };
 
-AllocTracker g_alloc;
+constinit AllocTracker g_alloc;
 
 void* trackedAlloc(size_t size) {
   void* p = std::malloc(size == 0 ? 1 : size);

@@ -18,6 +18,6 @@ struct OfflineResult {
 // result.error) only if the file cannot be opened at all; a file that breaks
 // part-way is judged up to the break, reported in the summary and in `error`.
 bool runOffline(const std::string& path, const EngineConfig& cfg, std::FILE* out, uint32_t event_mask,
-                OfflineResult& result);
+                OfflineResult& result, bool summary = true);
 
 }  // namespace mqttlive

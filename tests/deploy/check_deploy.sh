@@ -97,4 +97,50 @@ check "extract PromQL of dashboards and rules -> ${promql_out#"$root"/}" \
 check "every dashboard and rule expression parses (promtool)" \
   "$PY" "$here/promql_exprs.py" parse "$promql_out"
 
+# --- with a built binary ----------------------------------------------------
+# $MQTTLIVE_BINARY, or the first build*/src/mqttlive or build/PRESET/src/mqttlive;
+# skipped while nothing is built.
+bin="${MQTTLIVE_BINARY:-}"
+if [[ -z "$bin" ]]; then
+  for cand in build*/src/mqttlive build/*/src/mqttlive; do [[ -x "$cand" ]] && { bin="$cand"; break; }; done
+fi
+configs_load() {  # the real config parser: an offline run over an empty capture per config
+  local f rc=0 cfgs
+  cfgs="$("$PY" "$here/extract_configs.py" "$tmp/configs")" || return 1
+  for f in deploy/mqttlive.yaml $cfgs; do
+    if "$bin" --config.file "$f" --read "$tmp/configs/empty.pcap" >/dev/null; then
+      echo "loads: ${f#"$tmp"/}"
+    else
+      echo "REJECTED: ${f#"$tmp"/}"; rc=1
+    fi
+  done
+  return $rc
+}
+live_scrape() {  # scrape a live mqttlive on loopback; check the PromQL's metrics against it
+  local port pid
+  port="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$bin" -i lo --broker-port 1 --web.listen-address "127.0.0.1:$port" >/dev/null 2>"$tmp/live.err" &
+  pid=$!
+  for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$port/metrics" >"$tmp/scrape.txt" 2>/dev/null && break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  [[ -s "$tmp/scrape.txt" ]] || { cat "$tmp/live.err"; return 1; }
+  "$PY" "$here/promql_exprs.py" metrics "$promql_out" "$tmp/scrape.txt"
+}
+if [[ -n "$bin" && -x "$bin" ]]; then
+  check "the image installs every library $bin needs (readelf NEEDED -> dpkg)" \
+    "$PY" "$here/packaging_validate.py" --binary "$bin"
+  check "deploy/mqttlive.yaml and the ConfigMaps' configs load in $bin" configs_load
+  if [[ "$(id -u)" -eq 0 ]] && command -v curl >/dev/null; then
+    check "every metric the dashboards and alerts use is in a live scrape of $bin" live_scrape
+  else
+    skip "live scrape of $bin" "needs root (CAP_NET_RAW) and curl"
+  fi
+else
+  skip "binary checks: runtime libraries, configs, live scrape" "no built mqttlive found; set MQTTLIVE_BINARY"
+fi
+
 summary

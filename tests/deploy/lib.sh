@@ -1,8 +1,9 @@
 # Shared helpers for the deploy checks: `check NAME CMD...` runs CMD, counts it,
-# prints its output only on failure; `summary` prints "N passed, N failed" and
-# sets the exit status.
+# prints its output only on failure; `skip NAME WHY` counts a check that cannot run
+# here; `summary` prints "N passed, N failed[, N skipped]" and sets the exit status.
 passed=0
 failed=0
+skipped=0
 
 # A python3 that has PyYAML (Debian's python3-yaml), even when another python3 is first on PATH.
 PY=""
@@ -27,8 +28,17 @@ check() {
   fi
 }
 
+skip() {
+  skipped=$((skipped + 1))
+  echo "skip - $1 ($2)"
+}
+
 summary() {
-  echo "$passed passed, $failed failed"
+  if ((skipped)); then
+    echo "$passed passed, $failed failed, $skipped skipped"
+  else
+    echo "$passed passed, $failed failed"
+  fi
   [[ $failed -eq 0 ]]
   exit $?
 }
