@@ -9,7 +9,10 @@
 #include <regex>
 #include <sstream>
 
+#include "mqttlive/mqtt_encoder.h"
 #include "support/capture_run.h"
+
+#include <unistd.h>
 
 namespace mqttlive {
 namespace {
@@ -126,6 +129,77 @@ INSTANTIATE_TEST_SUITE_P(Shared, Captures, ::testing::ValuesIn(captureFiles()),
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
+
+}  // namespace
+}  // namespace mqttlive
+
+namespace mqttlive {
+namespace {
+
+// tshark as the oracle on a capture we write: every packet type of every
+// protocol level, coalesced and split across segments.
+TEST(TsharkOracle, SyntheticCaptureCountsAgree) {
+  if (std::system("command -v tshark >/dev/null 2>&1") != 0) GTEST_SKIP() << "tshark not installed";
+  using namespace mqttlive::testing;
+  PcapWriter w;
+  constexpr Micros kS = kMicrosPerSecond;
+  int client_port = 50000;
+  for (uint8_t level : {kMqtt31, kMqtt311, kMqtt5}) {
+    TcpConversation c(w, v4("10.9.0.2", static_cast<uint16_t>(client_port++)), v4("10.9.0.1", 1883));
+    Micros t = 1'700'000'000 * kS + level * 100 * kS;
+    c.handshake(t);
+    ConnectSpec cs;
+    cs.protocol_level = level;
+    cs.client_id = "oracle-" + std::to_string(level);
+    cs.username = "u";
+    cs.password = "p";
+    c.client(t + 1000, encodeConnect(cs));
+    c.broker(t + 2000, encodeConnack(ConnackSpec{.protocol_level = level}));
+    c.client(t + 3000, encodeSubscribe(level, 1, {"a/b", "c/#"}, 1));
+    c.broker(t + 4000, encodeSuback(level, 1, {1, 1}));
+    std::vector<uint8_t> batch;
+    for (uint16_t i = 1; i <= 3; ++i) {
+      auto p = encodePublish(level, "a/b", 1, i, std::vector<uint8_t>(100, 'x'));
+      batch.insert(batch.end(), p.begin(), p.end());
+    }
+    c.client(t + 5000, batch);  // three PUBLISHes in one segment
+    for (uint16_t i = 1; i <= 3; ++i) c.broker(t + 6000 + i, encodeAck(PacketType::kPuback, level, i));
+    c.client(t + 7000, encodePublish(level, "a/b", 2, 9, std::vector<uint8_t>(10, 'y')));
+    c.broker(t + 7100, encodeAck(PacketType::kPubrec, level, 9));
+    c.client(t + 7200, encodeAck(PacketType::kPubrel, level, 9));
+    c.broker(t + 7300, encodeAck(PacketType::kPubcomp, level, 9));
+    c.client(t + 8000, encodeUnsubscribe(level, 2, {"c/#"}));
+    c.broker(t + 8100, encodeAck(PacketType::kUnsuback, level, 2));
+    c.client(t + 9000, encodePingreq());
+    c.broker(t + 9100, encodePingresp());
+    if (level == kMqtt5) {
+      c.client(t + 9500, encodeAuth(0x18));
+      c.broker(t + 9600, encodeAuth(0x18));
+    }
+    c.client(t + 10000, encodeDisconnect(level));
+    c.clientFin(t + 10100);
+  }
+  char name[] = "/tmp/mqttlive-oracle-XXXXXX";
+  close(mkstemp(name));
+  ASSERT_TRUE(w.save(name));
+  std::string cmd = std::string("tshark -r ") + name + " -Y mqtt -T fields -e mqtt.msgtype 2>/dev/null";
+  std::map<std::string, int> theirs;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[256];
+  const char* names[] = {"RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
+                         "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
+  while (fgets(buf, sizeof buf, p) != nullptr) {
+    std::stringstream ss(buf);
+    for (std::string t; std::getline(ss, t, ',');) theirs[names[std::stoi(t) & 15]]++;
+  }
+  pclose(p);
+  auto lines = runCaptureFile(name);
+  unlink(name);
+  EXPECT_EQ(ourCounts(lines.back()), theirs) << lines.back();
+  EXPECT_EQ(theirs["PUBLISH"], 12);
+  EXPECT_EQ(eventsOf(lines, "closed").size(), 3u);
+}
 
 }  // namespace
 }  // namespace mqttlive

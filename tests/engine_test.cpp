@@ -1,6 +1,7 @@
 // The whole offline path (libpcap -> decode -> reassembly -> MQTT -> tracker ->
 // JSON) over captures the tests write themselves, one per behaviour.
 #include "mqttlive/engine.h"
+#include "mqttlive/json_events.h"
 
 #include <gtest/gtest.h>
 
@@ -271,6 +272,37 @@ TEST(Engine, FlowTableCapIsCounted) {
   auto sum = runCapture(w, cfg).back();
   EXPECT_EQ(field(sum, "tcp_flows"), "3");
   EXPECT_EQ(field(sum, "flows_evicted"), "{\"table_full\":2}") << sum;
+}
+
+}  // namespace
+}  // namespace mqttlive
+
+namespace mqttlive {
+namespace {
+
+TEST(Engine, CaptureDropsMakeSilenceUncertain) {
+  using namespace mqttlive::testing;
+  struct Sink : EventSink {
+    std::vector<std::string> lines;
+    void onEvent(const Event& e) override {
+      std::string l;
+      JsonEventWriter::format(l, e);
+      lines.push_back(l);
+    }
+  } sink;
+  EngineConfig cfg;
+  Engine engine(cfg, sink);
+  Endpoint cl = v4("10.1.0.2", 51000), br = v4("10.1.0.1", 1883);
+  auto frame = [&](const Endpoint& s, const Endpoint& d, uint32_t seq, uint32_t ack, uint8_t flags,
+                   const std::vector<uint8_t>& p) { return PcapWriter::buildFrame(dlt::kEthernet, s, d, seq, ack, flags, p); };
+  engine.onFrame(kT0, dlt::kEthernet, frame(cl, br, 100, 0, tcpflag::kSyn, {}));
+  auto connect = encodeConnect(spec("dropped", 4));
+  engine.onFrame(kT0 + 10, dlt::kEthernet, frame(cl, br, 101, 0, tcpflag::kAck | tcpflag::kPsh, connect));
+  engine.onCaptureDrops(3);
+  engine.advanceTo(kT0 + 7 * kS);
+  ASSERT_FALSE(sink.lines.empty());
+  EXPECT_EQ(field(sink.lines.back(), "event"), "\"keepalive_expired\"");
+  EXPECT_EQ(field(sink.lines.back(), "uncertain"), "true") << sink.lines.back();
 }
 
 }  // namespace
