@@ -7,10 +7,11 @@ pkgs=(
   libpcap-dev libcap-dev prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev libspdlog-dev
-  mosquitto mosquitto-clients prometheus tshark tcpdump
+  mosquitto mosquitto-clients prometheus tshark tcpdump tcpreplay openssl
   iproute2 iptables libcap2-bin procps psmisc python3 curl jq
   clang libclang-rt-14-dev
   python3-yaml systemd
+  chromium
 )
 missing=()
 for p in "${pkgs[@]}"; do

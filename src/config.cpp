@@ -109,6 +109,7 @@ class Parser {
                    {"limits", [&](auto& v, auto& w) { parseLimits(v, w, c.engine); }},
                    {"metrics", [&](auto& v, auto& w) { parseMetrics(v, w, c.metrics); }},
                    {"events", [&](auto& v, auto& w) { parseEvents(v, w, c.events); }},
+                   {"state", [&](auto& v, auto& w) { parseState(v, w, c.state); }},
                });
     return finish(c);
   }
@@ -262,6 +263,7 @@ class Parser {
       if (!item.IsMap()) fail(ew, "expected a mapping, got " + describe(item));
       Listener l;
       bool has_port = false;
+      Where keepalive_where;
       forEachKey(item, ew.key,
                  {
                      {"port",
@@ -288,7 +290,16 @@ class Parser {
                           fail(xw, "must be one of mqtt, tls, websocket, got '" + kind + "'");
                         }
                       }},
+                     {"proxy_protocol", [&](auto& x, auto& xw) { l.proxy_protocol = boolean(x, xw); }},
+                     {"keepalive_seconds",
+                      [&](auto& x, auto& xw) {
+                        l.keepalive_seconds = static_cast<uint16_t>(integer(x, xw, 1, 65535));
+                        keepalive_where = xw;
+                      }},
                  });
+      // Inside TLS the CONNECT cannot be read; elsewhere it says the keepalive.
+      if (l.keepalive_seconds != 0 && l.kind != ListenerKind::kTls)
+        fail(keepalive_where, "only for kind tls (plain and websocket listeners read it from CONNECT)");
       // A listener is its port; defaulting it to 1883 would hide a typo like
       // "prot:" and could collide with another listener.
       if (!has_port) fail({ew.key + ".port", ew.line}, "required key is missing");
@@ -345,6 +356,12 @@ class Parser {
                     [&](auto& x, auto& xw) {
                       e.mqtt.max_packet_size = static_cast<uint32_t>(integer(x, xw, 16, kU32Max));
                     }},
+                   {"idle_flow_timeout_seconds",
+                    [&](auto& x, auto& xw) {
+                      // 0 keeps flows without an MQTT session forever (the default).
+                      const double seconds = number(x, xw, 0.0, /*lo_open=*/false, kMaxSeconds);
+                      e.idle_flow_timeout = seconds == 0.0 ? 0 : positiveMicros(seconds);
+                    }},
                });
   }
 
@@ -390,6 +407,37 @@ class Parser {
                       m.path = std::move(path);
                     }},
                    {"per_client", [&](auto& x, auto& xw) { parsePerClient(x, xw, m.per_client); }},
+                   {"basic_auth", [&](auto& x, auto& xw) { parseBasicAuth(x, xw, m.basic_auth); }},
+               });
+  }
+
+  void parseBasicAuth(const YAML::Node& v, const Where& w, BasicAuthConfig& a) const {
+    if (!section(v, w)) return;
+    forEachKey(v, w.key,
+               {
+                   {"username",
+                    [&](auto& x, auto& xw) {
+                      a.username = string(x, xw, /*non_empty=*/true);
+                      // RFC 7617: the user-id cannot contain a colon.
+                      if (a.username.find(':') != std::string::npos) fail(xw, "must not contain ':'");
+                    }},
+                   {"password_file",
+                    [&](auto& x, auto& xw) { a.password_file = string(x, xw, /*non_empty=*/true); }},
+               });
+    if (a.username.empty() != a.password_file.empty())
+      fail(w, a.username.empty() ? "password_file is set but username is missing"
+                                 : "username is set but password_file is missing");
+  }
+
+  void parseState(const YAML::Node& v, const Where& w, StateConfig& st) const {
+    if (!section(v, w)) return;
+    forEachKey(v, w.key,
+               {
+                   {"file", [&](auto& x, auto& xw) { st.file = string(x, xw, /*non_empty=*/false); }},
+                   {"max_age_seconds",
+                    [&](auto& x, auto& xw) {
+                      st.max_age = positiveMicros(number(x, xw, 0.0, /*lo_open=*/true, kMaxSeconds));
+                    }},
                });
   }
 
@@ -465,13 +513,19 @@ Config loadConfigFile(const std::string& path) {
 }
 
 void applyListeners(Config& c) {
-  // Only plain MQTT is decoded today. tls and websocket listeners stay in
-  // c.listeners so that later features (TLS handshake liveness, WebSocket
-  // framing) can use them without a config change; until then their traffic
-  // is not fed to the engine.
+  // Every listener is watched; port_options says how to read each one.
   c.engine.broker_ports.clear();
+  c.engine.port_options.clear();
   for (const Listener& l : c.listeners) {
-    if (l.kind == ListenerKind::kMqtt) c.engine.broker_ports.push_back(l.port);
+    c.engine.broker_ports.push_back(l.port);
+    PortOptions o;
+    o.port = l.port;
+    o.transport = l.kind == ListenerKind::kTls         ? Transport::kTls
+                  : l.kind == ListenerKind::kWebsocket ? Transport::kWebsocket
+                                                       : Transport::kTcp;
+    o.proxy_protocol = l.proxy_protocol;
+    o.keepalive_seconds = l.keepalive_seconds;
+    c.engine.port_options.push_back(o);
   }
 }
 

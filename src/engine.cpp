@@ -10,6 +10,7 @@ const char* toString(EvictReason r) {
   switch (r) {
     case EvictReason::kTableFull: return "table_full";
     case EvictReason::kTrackerFull: return "tracker_full";
+    case EvictReason::kIdleTimeout: return "idle_timeout";
     case EvictReason::kCount: break;
   }
   return "unknown";
@@ -18,6 +19,7 @@ const char* toString(EvictReason r) {
 namespace {
 inline bool seqAfter(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
 inline int sideIndex(Side s) { return static_cast<int>(s); }
+constexpr uint32_t kNil = 0xffffffffu;
 }  // namespace
 
 struct Flow {
@@ -34,9 +36,24 @@ struct Flow {
   bool fin[2] = {false, false};
   bool closing = false;
   bool in_use = false;
+  // Idle-flow eviction: flows that have not carried MQTT yet sit on an
+  // intrusive list in order of their last packet (Engine::Impl::idle_*).
+  bool mqtt = false;
+  bool idle_linked = false;
+  uint32_t idle_prev = kNil;
+  uint32_t idle_next = kNil;
+  Micros last_seen = 0;
+  Micros first_seen = 0;
+  // The first FIN/RST: who sent it, whether it was a RST, and when (data
+  // flushed later is not newer than this).
+  Micros close_ts = 0;
+  Side close_side = Side::kClient;
+  bool close_rst = false;
+  // PROXY header / WebSocket / TLS stages: only for listeners that need them.
+  std::unique_ptr<FlowTransport> xport;
 };
 
-struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
+struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   Impl(Engine& e, const EngineConfig& c) : engine(e), cfg(c), table(1024) { applyPorts(); }
 
   void applyPorts() {
@@ -51,6 +68,10 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
 
   void onData(Micros ts, std::span<const uint8_t> bytes) override {
     cur_ts = ts;
+    if (cur->xport) {
+      cur->xport->feed(cur_side, ts, bytes, cfg.websocket, engine.stats_.transport, *this);
+      return;
+    }
     cur->decoder[sideIndex(cur_side)].feed(bytes, cfg.mqtt, *this);
   }
   void onGap(Micros, uint64_t bytes, GapReason reason) override {
@@ -59,10 +80,12 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
     st.gap_bytes += bytes;
     ++st.gaps_by_reason[static_cast<int>(reason)];
     cur->decoder[sideIndex(cur_side)].onGap();
+    if (cur->xport) cur->xport->onGap(cur_side);
     engine.tracker_.onDataMissing(cur->conn);
   }
   void onPacket(const MqttPacket& p) override {
     ++engine.stats_.mqtt_packets[sideIndex(cur_side)][static_cast<int>(p.type)];
+    if (!cur->mqtt) sessionStarted();
     if (cur_side == Side::kClient) {
       if (p.type == PacketType::kConnect) cur->decoder[sideIndex(Side::kBroker)].setProtocolLevel(p.protocol_level);
       engine.tracker_.onClientPacket(cur->conn, cur_ts, p);
@@ -71,6 +94,81 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
     }
   }
   void onError(ParseError e) override { ++engine.stats_.parse_errors[static_cast<int>(e)]; }
+
+  // --- TransportSink: the PROXY / WebSocket / TLS stages of `cur` ---
+  void onMqttBytes(Side side, std::span<const uint8_t> bytes) override {
+    cur->decoder[sideIndex(side)].feed(bytes, cfg.mqtt, *this);
+  }
+  void onMqttLost(Side side) override { cur->decoder[sideIndex(side)].onGap(); }
+  void onCloseIntent(Side side) override {
+    // A WebSocket Close frame: judged like that side's FIN.
+    startClose(static_cast<uint32_t>(cur - flows.data()), cur_ts, side, false);
+  }
+  void onClientReal(const Endpoint& real) override { engine.tracker_.setClientReal(cur->conn, real); }
+  void onTlsClientRecord(bool ping_like) override {
+    engine.tracker_.onClientActivity(
+        cur->conn, cur_ts,
+        ping_like ? SessionTracker::ClientActivity::kPingLike : SessionTracker::ClientActivity::kRecord);
+  }
+  void onTlsEstablished() override {
+    if (!cur->mqtt) sessionStarted();
+    engine.tracker_.onTransportEstablished(cur->conn, cur_ts);
+  }
+
+  // --- idle flows: a list of the flows without an MQTT session yet, oldest
+  // last packet first, so eviction looks at the head only (O(1) per flow). ---
+  uint32_t idle_head = kNil;
+  uint32_t idle_tail = kNil;
+
+  void idleLink(uint32_t idx) {
+    Flow& f = flows[idx];
+    f.idle_prev = idle_tail;
+    f.idle_next = kNil;
+    if (idle_tail != kNil) flows[idle_tail].idle_next = idx; else idle_head = idx;
+    idle_tail = idx;
+    f.idle_linked = true;
+  }
+  void idleUnlink(uint32_t idx) {
+    Flow& f = flows[idx];
+    if (!f.idle_linked) return;
+    if (f.idle_prev != kNil) flows[f.idle_prev].idle_next = f.idle_next; else idle_head = f.idle_next;
+    if (f.idle_next != kNil) flows[f.idle_next].idle_prev = f.idle_prev; else idle_tail = f.idle_prev;
+    f.idle_prev = f.idle_next = kNil;
+    f.idle_linked = false;
+  }
+  void idleTouch(uint32_t idx, Micros ts) {
+    Flow& f = flows[idx];
+    if (ts > f.last_seen) f.last_seen = ts;
+    if (f.idle_linked && idle_tail != idx) {
+      idleUnlink(idx);
+      idleLink(idx);
+    }
+  }
+  // The first MQTT packet (or TLS session) of `cur`: no longer evictable as idle.
+  void sessionStarted() {
+    cur->mqtt = true;
+    idleUnlink(static_cast<uint32_t>(cur - flows.data()));
+  }
+  void drainIdle(Micros now) {
+    if (cfg.idle_flow_timeout <= 0) return;
+    while (idle_head != kNil && now - flows[idle_head].last_seen >= cfg.idle_flow_timeout) {
+      const uint32_t idx = idle_head;
+      Flow& f = flows[idx];
+      idleUnlink(idx);
+      // A closing flow is judged by its settle window (at most close_settle away).
+      if (f.closing) continue;
+      flushStreams(f, now);  // returns its buffered bytes to the budget
+      if (f.mqtt) continue;  // the flushed bytes held MQTT after all: a session now
+      ++engine.stats_.flows_evicted[static_cast<int>(EvictReason::kIdleTimeout)];
+      engine.tracker_.discard(f.conn);
+      forget(idx);
+    }
+  }
+  const PortOptions* portOptions(uint16_t port) const {
+    for (const auto& o : cfg.port_options)
+      if (o.port == port) return &o;
+    return nullptr;
+  }
 
   uint32_t allocFlow() {
     uint32_t idx;
@@ -85,10 +183,12 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
     return idx;
   }
 
-  ClientTcp clientTcp(const Flow& f, Side closed_by) const {
+  ClientTcp clientTcp(const Flow& f, Side closed_by, bool rst) const {
     if (!f.client_acked) return ClientTcp::kUnknown;
     if (closed_by == Side::kClient) return ClientTcp::kResponsive;
-    if (!f.broker_sent) return ClientTcp::kUnknown;
+    // A broker RST asks for no acknowledgement, so ACKs from before it prove
+    // nothing about the client now.
+    if (rst || !f.broker_sent) return ClientTcp::kUnknown;
     return seqAfter(f.broker_end, f.client_ack) ? ClientTcp::kUnresponsive : ClientTcp::kResponsive;
   }
 
@@ -103,27 +203,73 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
   // Judge the close and forget the flow.
   void settle(uint32_t idx, Micros ts) {
     Flow& f = flows[idx];
-    flushStreams(f, ts);
+    // Bytes still buffered were sent before the close began: stamp them no later.
+    flushStreams(f, f.closing ? std::min(ts, f.close_ts) : ts);
     const ConnectionInfo* info = engine.tracker_.info(f.conn);
-    Side closed_by = Side::kClient;
-    if (info != nullptr) {
-      // The tracker recorded who closed first; recover it from the FIN/RST order we saw.
-      closed_by = first_close_side[idx];
-      engine.tracker_.onClosed(f.conn, clientTcp(f, closed_by));
-    }
+    if (info != nullptr) engine.tracker_.onClosed(f.conn, clientTcp(f, f.close_side, f.close_rst));
+    forget(idx);
+  }
+
+  // Releases the flow slot. The generation survives the reset: settle-queue
+  // entries of an earlier occupant must not match the next one.
+  void forget(uint32_t idx) {
+    Flow& f = flows[idx];
+    idleUnlink(idx);
     table.erase(keys[idx], keys);
+    if (f.xport) --xports;
+    const uint32_t generation = f.generation + 1;
     f = Flow{};
-    ++f.generation;
+    f.generation = generation;
     free_flows.push_back(idx);
+  }
+
+  // A new flow entry for `key` with tracker connection `h`.
+  uint32_t createFlow(const FlowKey& key, ConnHandle h, bool midstream, Micros ts) {
+    const uint32_t idx = allocFlow();
+    keys[idx] = key;
+    table.insert(key, idx, keys);
+    Flow& nf = flows[idx];
+    nf.in_use = true;
+    nf.conn = h;
+    nf.last_seen = ts;
+    nf.first_seen = ts;
+    idleLink(idx);
+    if (midstream) {
+      nf.decoder[0].startMidstream();
+      nf.decoder[1].startMidstream();
+    }
+    if (const PortOptions* po = portOptions(key.broker.port);
+        po != nullptr && (po->transport != Transport::kTcp || po->proxy_protocol)) {
+      nf.xport = std::make_unique<FlowTransport>(*po, midstream);
+      ++xports;
+      if (h != kNoConn) applyTransport(nf);
+    }
+    return idx;
+  }
+
+  void applyTransport(const Flow& f) {
+    const PortOptions* po = portOptions(keys[static_cast<size_t>(&f - flows.data())].broker.port);
+    if (po == nullptr) return;
+    engine.tracker_.setTransport(f.conn, po->transport,
+                                 po->transport == Transport::kTls ? po->keepalive_seconds : 0);
   }
 
   void startClose(uint32_t idx, Micros ts, Side side, bool rst) {
     Flow& f = flows[idx];
     if (f.closing) return;
     f.closing = true;
-    first_close_side[idx] = side;
+    f.close_ts = ts;
+    f.close_side = side;
+    f.close_rst = rst;
     engine.tracker_.onCloseStarted(f.conn, ts, side, rst);
-    if (!rst) settle_queue.push_back({ts + cfg.close_settle, idx, f.generation});
+    if (!rst) {
+      // The queue must stay in deadline order for drainSettles(): after a
+      // reload shortened close_settle (or with a timestamp that went
+      // backwards), a new deadline waits for the one queued before it.
+      Micros at = ts + cfg.close_settle;
+      if (!settle_queue.empty() && at < settle_queue.back().at) at = settle_queue.back().at;
+      settle_queue.push_back({at, idx, f.generation});
+    }
   }
 
   void drainSettles(Micros now) {
@@ -174,25 +320,39 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
         return;
       }
       const bool midstream = !(syn && !ack);
-      ConnHandle h = engine.tracker_.open(ts, key.client, key.broker, midstream);
-      if (h == kNoConn) {
-        ++st.flows_evicted[static_cast<int>(EvictReason::kTrackerFull)];
-        return;
-      }
-      idx = allocFlow();
-      if (first_close_side.size() < flows.size()) first_close_side.resize(flows.size());
-      keys[idx] = key;
-      table.insert(key, idx, keys);
-      Flow& nf = flows[idx];
-      nf.in_use = true;
-      nf.conn = h;
+      // A bare SYN is only an attempt: the connection is tracked once the
+      // broker accepts it (SYN/ACK) or data flows, so refused attempts and SYN
+      // floods never become "connections".
+      ConnHandle h = kNoConn;
       if (midstream) {
-        nf.decoder[0].startMidstream();
-        nf.decoder[1].startMidstream();
+        h = engine.tracker_.open(ts, key.client, key.broker, true);
+        if (h == kNoConn) {
+          ++st.flows_evicted[static_cast<int>(EvictReason::kTrackerFull)];
+          return;
+        }
       }
+      idx = createFlow(key, h, midstream, ts);
       ++st.tcp_flows;
     }
+    idleTouch(idx, ts);
     Flow& f = flows[idx];
+    if (f.conn == kNoConn) {
+      if (rst || fin) {  // refused or abandoned before it was established
+        flushStreams(f, ts);
+        forget(idx);
+        return;
+      }
+      if (seg.payload_len > 0 || (side == Side::kBroker && syn && ack)) {
+        f.conn = engine.tracker_.open(f.first_seen, key.client, key.broker, false);
+        if (f.conn == kNoConn) {
+          ++st.flows_evicted[static_cast<int>(EvictReason::kTrackerFull)];
+          flushStreams(f, ts);
+          forget(idx);
+          return;
+        }
+        if (f.xport) applyTransport(f);
+      }
+    }
     const int si = sideIndex(side);
     const int oi = 1 - si;
 
@@ -216,6 +376,10 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
                           cfg.flow_buffer_bytes, st.reassembly);
     if (!f.in_use) return;
 
+    // TLS: the client's close_notify (or a record its size) right before the first FIN/RST,
+    // whichever side sends it (a broker may close first on the client's DISCONNECT).
+    if ((rst || fin) && !f.closing && f.xport && f.xport->tlsCloseIntent(ts))
+      engine.tracker_.onClientActivity(f.conn, ts, SessionTracker::ClientActivity::kCloseNotify);
     if (rst) {
       startClose(idx, ts, side, true);
       settle(idx, ts);
@@ -234,14 +398,14 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks {
   FlowTable table;
   std::vector<Flow> flows;
   std::vector<FlowKey> keys;
-  std::vector<Side> first_close_side;
   std::vector<uint32_t> free_flows;
+  size_t xports = 0;  // flows with a FlowTransport
   struct Pending {
     Micros at;
     uint32_t flow;
     uint32_t generation;
   };
-  // Settle windows are all the same length, so FIFO order is deadline order.
+  // Kept in deadline order (startClose clamps), so FIFO order is deadline order.
   std::deque<Pending> settle_queue;
 };
 
@@ -267,12 +431,32 @@ void Engine::onFrame(Micros ts, int link_type, std::span<const uint8_t> frame) {
 void Engine::advanceTo(Micros now) {
   tracker_.advanceTo(now);
   impl_->drainSettles(now);
+  impl_->drainIdle(now);
+}
+
+bool Engine::restore(const ConnectionInfo& saved, Micros now) {
+  const FlowKey key{saved.client, saved.broker};
+  if (!impl_->ports.test(saved.broker.port) || impl_->table.find(key, impl_->keys) != FlowTable::kNone) return false;
+  if (impl_->table.size() >= impl_->cfg.max_flows) {
+    ++stats_.flows_evicted[static_cast<int>(EvictReason::kTableFull)];
+    return false;
+  }
+  const ConnHandle h = tracker_.restore(saved);
+  if (h == kNoConn) {
+    ++stats_.flows_evicted[static_cast<int>(EvictReason::kTrackerFull)];
+    return false;
+  }
+  // Its TCP stream resumes somewhere in the middle; the decoders know the level.
+  const uint32_t idx = impl_->createFlow(key, h, /*midstream=*/true, now);
+  for (MqttDecoder& d : impl_->flows[idx].decoder) d.setProtocolLevel(saved.protocol_level);
+  ++stats_.restored;
+  return true;
 }
 
 void Engine::finish(Micros end_ts) {
   advanceTo(end_ts);
   // Closes still inside their settle window are judged with what we have.
-  while (!impl_->settle_queue.empty()) impl_->drainSettles(impl_->settle_queue.back().at);
+  if (!impl_->settle_queue.empty()) impl_->drainSettles(impl_->settle_queue.back().at);
   for (uint32_t i = 0; i < impl_->flows.size(); ++i)
     if (impl_->flows[i].in_use) impl_->flushStreams(impl_->flows[i], end_ts);
   tracker_.finish(end_ts);
@@ -295,7 +479,7 @@ size_t Engine::openFlows() const { return impl_->table.size(); }
 
 size_t Engine::memoryBytes() const {
   return tracker_.memoryBytes() + impl_->table.memoryBytes() + impl_->flows.capacity() * sizeof(Flow) +
-         impl_->keys.capacity() * sizeof(FlowKey) + budget_.used;
+         impl_->keys.capacity() * sizeof(FlowKey) + impl_->xports * sizeof(FlowTransport) + budget_.used;
 }
 
 }  // namespace mqttlive

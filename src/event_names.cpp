@@ -44,7 +44,18 @@ const char* toString(KeepaliveSource s) {
     case KeepaliveSource::kConnect: return "connect";
     case KeepaliveSource::kServerKeepalive: return "server_keepalive";
     case KeepaliveSource::kInferred: return "inferred";
+    case KeepaliveSource::kConfigured: return "configured";
     case KeepaliveSource::kUnknown: break;
+  }
+  return "unknown";
+}
+
+const char* toString(Transport t) {
+  switch (t) {
+    case Transport::kTcp: return "tcp";
+    case Transport::kTls: return "tls";
+    case Transport::kWebsocket: return "websocket";
+    case Transport::kCount: break;
   }
   return "unknown";
 }

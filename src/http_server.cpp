@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -19,6 +22,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "mqttlive/status_page.h"
 
 namespace mqttlive {
 
@@ -99,7 +104,119 @@ int sendBody(mg_connection* conn, bool head, const char* content_type, const std
   return 200;
 }
 
+// /status and /status.js: static, with a CSP that runs only same-origin scripts.
+int sendStatusAsset(mg_connection* conn, bool head, const char* content_type, std::string_view body) {
+  const std::string csp(statusPageCsp());
+  mg_response_header_start(conn, 200);
+  mg_response_header_add(conn, "Content-Type", content_type, -1);
+  mg_response_header_add(conn, "Content-Length", std::to_string(body.size()).c_str(), -1);
+  mg_response_header_add(conn, "Content-Security-Policy", csp.c_str(), -1);
+  mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
+  mg_response_header_add(conn, "Cache-Control", "no-cache", -1);
+  mg_response_header_send(conn);
+  if (!head) mg_write(conn, body.data(), body.size());
+  return 200;
+}
+
 }  // namespace
+
+// ---- hardening: HTTP basic auth ----
+
+namespace {
+
+// RFC 4648 base64 (standard alphabet, '=' padding). False on anything else.
+bool decodeBase64(std::string_view in, std::string& out) {
+  out.clear();
+  if (in.size() % 4 != 0) return false;
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+') v = 62;
+    else if (c == '/') v = 63;
+    else if (c == '=' && i + 2 >= in.size()) {
+      ++pad;
+      continue;
+    } else {
+      return false;
+    }
+    if (pad > 0) return false;  // data after padding
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return pad <= 2;
+}
+
+// Equal content and length; time depends on the lengths only.
+bool constantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned diff = a.size() == b.size() ? 0u : 1u;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned>(x ^ y);
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+bool HttpServer::checkBasicAuth(const char* authorization, const std::string& username,
+                                const std::string& password) {
+  if (authorization == nullptr) return false;
+  std::string_view h(authorization);
+  // Scheme names are case-insensitive (RFC 7235).
+  if (h.size() < 6) return false;
+  for (size_t i = 0; i < 5; ++i)
+    if (std::tolower(static_cast<unsigned char>(h[i])) != "basic"[i]) return false;
+  if (h[5] != ' ') return false;
+  h.remove_prefix(6);
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  while (!h.empty() && h.back() == ' ') h.remove_suffix(1);
+  std::string decoded;
+  if (h.size() > 4096 || !decodeBase64(h, decoded)) return false;
+  const bool ok = constantTimeEquals(decoded, username + ":" + password);
+  // Do not leave the presented credentials lying around in freed memory.
+  std::fill(decoded.begin(), decoded.end(), '\0');
+  return ok;
+}
+
+bool HttpServer::loadPasswordFile(const std::string& path, std::string& password, std::string& error) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    error = "cannot read " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string text;
+  char buf[512];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && text.size() < 65536) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) {
+    error = "cannot read " + path;
+    return false;
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) {
+    error = path + " is empty";
+    return false;
+  }
+  password = std::move(text);
+  return true;
+}
+
+// ---- end HTTP basic auth ----
 
 HttpServer::HttpServer(std::shared_ptr<prometheus::Registry> registry, HttpServerOptions opts)
     : registry_(std::move(registry)),
@@ -207,7 +324,8 @@ bool HttpServer::start(std::string& error) {
   port_ = n > 0 ? static_cast<uint16_t>(sp[0].port) : 0;
   // Every path goes through one handler: "/" is civetweb's catch-all, the
   // others are registered too so that routing never depends on its prefix rules.
-  for (const char* uri : {"/", "/healthz", "/connections"}) mg_set_request_handler(ctx, uri, handle, this);
+  for (const char* uri : {"/", "/healthz", "/connections", "/status", "/status.js", "/api/summary"})
+    mg_set_request_handler(ctx, uri, handle, this);
   mg_set_request_handler(ctx, opts_.metrics_path.c_str(), handle, this);
   ctx_ = ctx;
 
@@ -264,6 +382,12 @@ void HttpServer::publishConnections(std::string json) {
   connections_json_.swap(next);
 }
 
+void HttpServer::publishSummary(std::string json) {
+  auto next = std::make_shared<const std::string>(std::move(json));
+  std::lock_guard<std::mutex> lock(mu_);
+  summary_json_.swap(next);
+}
+
 int HttpServer::handle(mg_connection* conn, void* self) {
   // Exceptions must not unwind through civetweb's C frames. Everything that
   // can throw runs before the first byte is written, so a 500 is still possible.
@@ -286,6 +410,18 @@ int HttpServer::serve(mg_connection* conn) {
     mg_send_http_error(conn, 405, "%s", "only GET and HEAD");
     return 405;
   }
+  // Basic auth on everything but /healthz, which liveness probes reach without credentials.
+  if (!opts_.auth_username.empty() && uri != "/healthz" &&
+      !checkBasicAuth(mg_get_header(conn, "Authorization"), opts_.auth_username, opts_.auth_password)) {
+    static constexpr char kBody[] = "authentication required\n";
+    mg_response_header_start(conn, 401);
+    mg_response_header_add(conn, "WWW-Authenticate", "Basic realm=\"mqttlive\", charset=\"UTF-8\"", -1);
+    mg_response_header_add(conn, "Content-Type", "text/plain; charset=utf-8", -1);
+    mg_response_header_add(conn, "Content-Length", std::to_string(sizeof kBody - 1).c_str(), -1);
+    mg_response_header_send(conn);
+    if (!head) mg_write(conn, kBody, sizeof kBody - 1);
+    return 401;
+  }
 
   if (uri == opts_.metrics_path) {
     const std::string body = prometheus::TextSerializer().Serialize(registry_->Collect());
@@ -300,6 +436,16 @@ int HttpServer::serve(mg_connection* conn) {
     }
     return sendBody(conn, head, "application/json", *body);
   }
+  if (uri == "/api/summary") {
+    std::shared_ptr<const std::string> body;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      body = summary_json_;
+    }
+    return sendBody(conn, head, "application/json", *body);
+  }
+  if (uri == "/status") return sendStatusAsset(conn, head, "text/html; charset=utf-8", statusPageHtml());
+  if (uri == "/status.js") return sendStatusAsset(conn, head, "text/javascript; charset=utf-8", statusPageScript());
   if (uri == "/") {
     const std::string m = escapeHtml(opts_.metrics_path);
     const std::string body =
@@ -308,6 +454,7 @@ int HttpServer::serve(mg_connection* conn) {
         "<li><a href=\"" +
         m + "\">" + m +
         "</a> &mdash; Prometheus metrics</li>\n"
+        "<li><a href=\"/status\">/status</a> &mdash; live status page (suspect connections, storms)</li>\n"
         "<li><a href=\"/connections\">/connections</a> &mdash; expired and idle connections (JSON)</li>\n"
         "<li><a href=\"/healthz\">/healthz</a> &mdash; health check</li>\n"
         "</ul>\n</body></html>\n";

@@ -78,6 +78,11 @@ void appendHeader(std::string& out, const Event& e, const ConnectionInfo& c) {
   else
     out += "null";
   appendBool(out, "midstream", c.midstream);
+  appendStr(out, "transport", toString(c.transport));
+  if (c.client_real_known)
+    appendStr(out, "client_real", formatEndpoint(c.client_real).c_str());
+  else
+    appendNull(out, "client_real");
 }
 
 }  // namespace
@@ -133,9 +138,16 @@ void JsonEventWriter::format(std::string& out, const Event& e) {
         appendInt(out, "keepalive_requested", c.keepalive_requested);
       else
         appendNull(out, "keepalive_requested");
-      appendBool(out, "clean_start", c.clean_start);
-      appendBool(out, "will", c.will);
-      appendBool(out, "username_present", c.username_present);
+      if (c.transport == Transport::kTls) {
+        // Inside TLS the CONNECT flags are not visible: unknown, not false.
+        appendNull(out, "clean_start");
+        appendNull(out, "will");
+        appendNull(out, "username_present");
+      } else {
+        appendBool(out, "clean_start", c.clean_start);
+        appendBool(out, "will", c.will);
+        appendBool(out, "username_present", c.username_present);
+      }
       break;
     case EventType::kConnectRefused:
       appendInt(out, "code", e.code);
@@ -247,6 +259,12 @@ void JsonEventWriter::writeSummary(Micros ts, const Engine& engine, uint64_t cap
   };
   appendCounts("parse_errors", st.parse_errors, static_cast<int>(ParseError::kCount),
                [](int i) { return toString(static_cast<ParseError>(i)); });
+  {
+    // PROXY / WebSocket / TLS stage errors in one object, names prefixed by stage.
+    uint64_t counts[kTransportErrorCount];
+    for (int i = 0; i < kTransportErrorCount; ++i) counts[i] = transportErrorCount(st.transport, i);
+    appendCounts("transport_errors", counts, kTransportErrorCount, [](int i) { return transportErrorName(i); });
+  }
   appendCounts("gaps_by_reason", st.gaps_by_reason, static_cast<int>(GapReason::kCount),
                [](int i) { return toString(static_cast<GapReason>(i)); });
   // Frames that were not usable TCP; "ok" is left out.

@@ -20,7 +20,10 @@
 #include "mqttlive/event_fanout.h"
 #include "mqttlive/http_server.h"
 #include "mqttlive/json_events.h"
+#include "mqttlive/flap_detector.h"
 #include "mqttlive/metrics.h"
+#include "mqttlive/status_page.h"
+#include "mqttlive/state_file.h"
 
 namespace mqttlive {
 
@@ -107,8 +110,33 @@ int runLive(LiveRunOptions opts) {
   writer.setEnabled(cfg.events.types_mask);
   Metrics metrics(cfg.metrics, MQTTLIVE_VERSION);
   metrics.setInterfaces(cfg.capture.interfaces);
-  EventFanout fanout{&writer, &metrics};
+  FlapDetector flap;  // storms, flapping ids, idle-timeout fingerprints (event time)
+  EventFanout fanout{&writer, &metrics, &flap};
   auto engine = std::make_unique<Engine>(cfg.engine, fanout);
+
+  // --- hardening: restart without amnesia (state.file) ---
+  // Saves the open connections every kStateSaveEvery and at shutdown.
+  constexpr Micros kStateSaveEvery = 30 * kMicrosPerSecond;
+  auto saveState = [&](Micros now) {
+    if (cfg.state.file.empty()) return;
+    std::string serr;
+    if (!saveStateFile(cfg.state.file, snapshotState(engine->tracker(), now), serr)) spdlog::warn("{}", serr);
+  };
+  if (!cfg.state.file.empty()) {
+    SavedState saved;
+    std::string serr;
+    bool missing = false;
+    const Micros now = wallNow();
+    if (loadStateFile(cfg.state.file, now, cfg.state.max_age, saved, serr, &missing)) {
+      const size_t n = restoreState(*engine, saved, now);
+      spdlog::info("restored {} of {} connections from state file {}", n, saved.connections.size(), cfg.state.file);
+    } else if (missing) {
+      spdlog::info("no state file {} yet; starting without saved connections", cfg.state.file);
+    } else {
+      spdlog::warn("ignoring state file {}: {}", cfg.state.file, serr);
+    }
+  }
+  // --- end restart without amnesia ---
 
   auto openSource = [&](Source& s) {
     LiveCaptureOptions o;
@@ -136,6 +164,15 @@ int runLive(LiveRunOptions opts) {
   HttpServerOptions ho;
   ho.listen_address = cfg.metrics.listen_address;
   ho.metrics_path = cfg.metrics.path;
+  // --- hardening: HTTP basic auth (the password only ever lives in memory) ---
+  if (!cfg.metrics.basic_auth.username.empty()) {
+    std::string perr;
+    if (!HttpServer::loadPasswordFile(cfg.metrics.basic_auth.password_file, ho.auth_password, perr)) {
+      spdlog::error("metrics.basic_auth.password_file: {}", perr);
+      return 1;
+    }
+    ho.auth_username = cfg.metrics.basic_auth.username;
+  }
   HttpServer http(metrics.registry(), ho);
   std::string err;
   if (!http.start(err)) {
@@ -161,6 +198,7 @@ int runLive(LiveRunOptions opts) {
 
   Micros last_ts = 0;
   Micros next_stats = 0, next_publish = 0;
+  Micros next_state_save = wallNow() + kStateSaveEvery;
   uint64_t drops_seen = 0;
   std::vector<pollfd> fds;
   std::vector<Source*> polled;
@@ -216,6 +254,7 @@ int runLive(LiveRunOptions opts) {
       }
     }
     engine->advanceTo(std::max(last_ts, now - tickLag(cfg.capture)));
+    flap.advanceTo(std::max(last_ts, now - tickLag(cfg.capture)));
 
     if (now >= next_stats) {
       next_stats = now + 200'000;
@@ -233,10 +272,16 @@ int runLive(LiveRunOptions opts) {
         drops_seen = drops;
       }
       metrics.update(*engine, total, now);
+      metrics.updateFlap(flap.status());
     }
     if (now >= next_publish) {
       next_publish = now + 500'000;
       http.publishConnections(formatSuspectConnections(engine->tracker(), now, 1000, cfg.engine.tracker.no_keepalive_idle));
+      http.publishSummary(formatSummary(engine->tracker(), flap, &metrics, now));
+    }
+    if (now >= next_state_save) {  // hardening: state.file
+      next_state_save = now + kStateSaveEvery;
+      saveState(now);
     }
 
     if (g_reload.exchange(false)) {
@@ -254,6 +299,11 @@ int runLive(LiveRunOptions opts) {
                        cfg.metrics.listen_address, cfg.metrics.path);
         next.metrics.listen_address = cfg.metrics.listen_address;
         next.metrics.path = cfg.metrics.path;
+        // hardening: the HTTP credentials are read once, at start.
+        if (next.metrics.basic_auth.username != cfg.metrics.basic_auth.username ||
+            next.metrics.basic_auth.password_file != cfg.metrics.basic_auth.password_file)
+          spdlog::warn("metrics.basic_auth changes need a restart; keeping the running credentials");
+        next.metrics.basic_auth = cfg.metrics.basic_auth;
         cfg = next;
         engine->reconfigure(cfg.engine);
         writer.setEnabled(cfg.events.types_mask);
@@ -283,6 +333,7 @@ int runLive(LiveRunOptions opts) {
     }
   }
   spdlog::info("stopping: {} connections open", engine->tracker().openCount());
+  saveState(wallNow());  // hardening: state.file
   std::fflush(events_out);
   http.stop();
   if (events_out != stdout) std::fclose(events_out);

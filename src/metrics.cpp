@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -117,8 +118,20 @@ struct Metrics::Impl {
   Histogram* enforcement = nullptr;
   Histogram* rtt = nullptr;
   Histogram* duration = nullptr;
+  std::array<std::array<Histogram*, 2>, 2> publish_ack{};  // [qos - 1][sender]
+  Histogram* subscribe_ack = nullptr;
+
+  // Pushed by updateFlap().
+  Gauge* storm = nullptr;
+  Gauge* connect_rate = nullptr;
+  Gauge* connect_baseline = nullptr;
+  Gauge* flapping = nullptr;
+  Gauge* fingerprint = nullptr;
+  Cumulative flap_evicted;
 
   // Pulled by update().
+  std::array<Gauge*, 2> inflight{};  // [sender]
+  Cumulative ack_overflow;
   std::array<Gauge*, kStates> connections{};
   Gauge* flows = nullptr;
   Gauge* buffered = nullptr;
@@ -134,6 +147,7 @@ struct Metrics::Impl {
   Cumulative gap_bytes;
   std::array<std::array<Cumulative, kPacketTypeCount>, 2> mqtt_packets{};  // [side][type]
   std::array<Cumulative, kParseErrors> parse_errors{};
+  std::array<Cumulative, kTransportErrorCount> transport_errors{};  // PROXY / WebSocket / TLS
   std::array<Cumulative, kEvictReasons> evicted{};
   Cumulative dropped_kernel;
   Cumulative dropped_interface;
@@ -154,12 +168,14 @@ struct Metrics::Impl {
   std::unordered_map<std::string, double> client_scratch;  // reused each update
 
   void resetEngine() {
+    ack_overflow.last = 0;
     opened.last = packets.last = bytes.last = gap_bytes.last = 0;
     for (auto& c : decode_errors) c.last = 0;
     for (auto& c : gaps) c.last = 0;
     for (auto& side : mqtt_packets)
       for (auto& c : side) c.last = 0;
     for (auto& c : parse_errors) c.last = 0;
+    for (auto& c : transport_errors) c.last = 0;
     for (auto& c : evicted) c.last = 0;
   }
 
@@ -242,6 +258,70 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
                     .Register(reg)
                     .Add({}, durationBuckets());
 
+  auto& pub_ack = prometheus::BuildHistogram()
+                      .Name("mqttlive_publish_ack_seconds")
+                      .Help(
+                          "PUBLISH to PUBACK (qos 1) or PUBREC (qos 2) round trip at the capture point; "
+                          "direction = side that sent the PUBLISH")
+                      .Register(reg);
+  for (int q = 0; q < 2; ++q)
+    for (int side = 0; side < 2; ++side)
+      m.publish_ack[q][side] =
+          &pub_ack.Add({{"qos", q == 0 ? "1" : "2"}, {"direction", side == 0 ? "client" : "broker"}}, rttBuckets());
+  m.subscribe_ack = &prometheus::BuildHistogram()
+                         .Name("mqttlive_subscribe_ack_seconds")
+                         .Help("SUBSCRIBE to SUBACK round trip at the capture point")
+                         .Register(reg)
+                         .Add({}, rttBuckets());
+  auto& inflight = prometheus::BuildGauge()
+                       .Name("mqttlive_inflight_messages")
+                       .Help(
+                           "QoS 1/2 PUBLISHes not yet acknowledged (PUBACK/PUBREC) on open connections; "
+                           "direction = side that sent them")
+                       .Register(reg);
+  m.inflight[0] = &inflight.Add({{"direction", "client"}});
+  m.inflight[1] = &inflight.Add({{"direction", "broker"}});
+  m.ack_overflow.counter = &prometheus::BuildCounter()
+                                .Name("mqttlive_ack_tracking_overflow_total")
+                                .Help(
+                                    "PUBLISH/SUBSCRIBE requests not timed: the connection already had 8 "
+                                    "unacknowledged requests from that side")
+                                .Register(reg)
+                                .Add({});
+
+  m.storm = &prometheus::BuildGauge()
+                 .Name("mqttlive_reconnect_storm")
+                 .Help("1 while the connect rate is far above its 10-minute baseline (reconnect storm)")
+                 .Register(reg)
+                 .Add({});
+  m.connect_rate = &prometheus::BuildGauge()
+                        .Name("mqttlive_connect_rate_per_second")
+                        .Help("CONNACKs (accepted or refused) per second over the last 10 s")
+                        .Register(reg)
+                        .Add({});
+  m.connect_baseline = &prometheus::BuildGauge()
+                            .Name("mqttlive_connect_rate_baseline_per_second")
+                            .Help("Slow baseline of the connect rate (EWMA, 10-minute time constant)")
+                            .Register(reg)
+                            .Add({});
+  m.flapping = &prometheus::BuildGauge()
+                    .Name("mqttlive_flapping_clients")
+                    .Help("Client ids with at least 5 connects in the last 5 minutes")
+                    .Register(reg)
+                    .Add({});
+  m.fingerprint = &prometheus::BuildGauge()
+                       .Name("mqttlive_idle_timeout_fingerprint_seconds")
+                       .Help(
+                           "Connection age at which many closes without DISCONNECT cluster (a load balancer "
+                           "idle timeout); 0 = none")
+                       .Register(reg)
+                       .Add({});
+  m.flap_evicted.counter = &prometheus::BuildCounter()
+                                .Name("mqttlive_flap_clients_evicted_total")
+                                .Help("Client ids dropped from the capped reconnect-tracking table")
+                                .Register(reg)
+                                .Add({});
+
   m.packets.counter = &prometheus::BuildCounter()
                            .Name("mqttlive_capture_packets_total")
                            .Help("Frames read from the capture")
@@ -298,6 +378,12 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
                     .Register(reg);
   for (int i = 0; i < kParseErrors; ++i)
     m.parse_errors[i].counter = &parse.Add({{"reason", toString(static_cast<ParseError>(i))}});
+  auto& transport = prometheus::BuildCounter()
+                        .Name("mqttlive_transport_errors_total")
+                        .Help("PROXY header, WebSocket and TLS record errors, by reason")
+                        .Register(reg);
+  for (int i = 0; i < kTransportErrorCount; ++i)
+    m.transport_errors[i].counter = &transport.Add({{"reason", transportErrorName(i)}});
 
   m.flows = &prometheus::BuildGauge()
                  .Name("mqttlive_flows")
@@ -407,6 +493,80 @@ void Metrics::onPingRtt(Micros rtt) {
 
 void Metrics::onEnforcementDelay(Micros delay) { impl_->enforcement->Observe(seconds(delay)); }
 
+void Metrics::onAckLatency(AckKind kind, Side sender, Micros latency) {
+  Impl& m = *impl_;
+  const int side = static_cast<int>(sender) & 1;
+  const double v = seconds(std::max<Micros>(latency, 0));
+  switch (kind) {
+    case AckKind::kPublishQos1:
+      m.publish_ack[0][side]->Observe(v);
+      break;
+    case AckKind::kPublishQos2:
+      m.publish_ack[1][side]->Observe(v);
+      break;
+    case AckKind::kSubscribe:
+      m.subscribe_ack->Observe(v);
+      break;
+    default:
+      break;
+  }
+}
+
+void Metrics::updateFlap(const FlapStatus& st) {
+  Impl& m = *impl_;
+  m.storm->Set(st.storm ? 1 : 0);
+  m.connect_rate->Set(st.connect_rate);
+  m.connect_baseline->Set(st.baseline_rate);
+  m.flapping->Set(st.flapping_clients);
+  m.fingerprint->Set(st.fingerprint_seconds);
+  m.flap_evicted.advance(st.evicted_clients);
+}
+
+namespace {
+// histogram_quantile(): linear interpolation inside the bucket holding the rank.
+double quantile(const prometheus::ClientMetric::Histogram& h, double q) {
+  if (h.sample_count == 0) return 0;
+  const double rank = q * static_cast<double>(h.sample_count);
+  double lower = 0;
+  uint64_t below = 0;
+  for (const auto& b : h.bucket) {
+    if (static_cast<double>(b.cumulative_count) >= rank) {
+      if (std::isinf(b.upper_bound)) return lower;  // beyond the last bound: report the bound
+      const uint64_t in = b.cumulative_count - below;
+      if (in == 0) return b.upper_bound;
+      return lower + (b.upper_bound - lower) * (rank - static_cast<double>(below)) / static_cast<double>(in);
+    }
+    lower = b.upper_bound;
+    below = b.cumulative_count;
+  }
+  return lower;
+}
+}  // namespace
+
+std::vector<Metrics::LatencyQuantiles> Metrics::latencyQuantiles() const {
+  const Impl& m = *impl_;
+  const std::pair<const char*, Histogram*> hs[] = {
+      {"ping_rtt", m.rtt},
+      {"publish_ack_qos1_client", m.publish_ack[0][0]},
+      {"publish_ack_qos1_broker", m.publish_ack[0][1]},
+      {"publish_ack_qos2_client", m.publish_ack[1][0]},
+      {"publish_ack_qos2_broker", m.publish_ack[1][1]},
+      {"subscribe_ack", m.subscribe_ack},
+  };
+  std::vector<LatencyQuantiles> out;
+  for (const auto& [name, h] : hs) {
+    const auto c = h->Collect().histogram;
+    LatencyQuantiles l;
+    l.name = name;
+    l.count = c.sample_count;
+    l.p50 = quantile(c, 0.5);
+    l.p90 = quantile(c, 0.9);
+    l.p99 = quantile(c, 0.99);
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
 void Metrics::update(const Engine& engine, const CaptureCounters& capture, Micros now) {
   Impl& m = *impl_;
   if (&engine != m.last_engine) {
@@ -423,6 +583,7 @@ void Metrics::update(const Engine& engine, const CaptureCounters& capture, Micro
 void Metrics::updateCounters(const EngineStats& s, const TrackerStats& t, const CaptureCounters& capture) {
   Impl& m = *impl_;
   m.opened.advance(t.opened);
+  m.ack_overflow.advance(t.ack_overflow);
   m.packets.advance(s.packets);
   m.bytes.advance(s.bytes);
   for (int i = 1; i < kDecodeStatuses; ++i) m.decode_errors[i].advance(s.decode_status[i]);
@@ -431,6 +592,7 @@ void Metrics::updateCounters(const EngineStats& s, const TrackerStats& t, const 
   for (int side = 0; side < 2; ++side)
     for (int ty = 1; ty < kPacketTypeCount; ++ty) m.mqtt_packets[side][ty].advance(s.mqtt_packets[side][ty]);
   for (int i = 0; i < kParseErrors; ++i) m.parse_errors[i].advance(s.parse_errors[i]);
+  for (int i = 0; i < kTransportErrorCount; ++i) m.transport_errors[i].advance(transportErrorCount(s.transport, i));
   for (int i = 0; i < kEvictReasons; ++i) m.evicted[i].advance(s.flows_evicted[i]);
   m.dropped_kernel.advance(capture.dropped);
   m.dropped_interface.advance(capture.if_dropped);
@@ -440,6 +602,8 @@ void Metrics::updateTracker(const SessionTracker& tracker, Micros now) {
   Impl& m = *impl_;
   const uint64_t* counts = tracker.stateCounts();
   for (int i = 0; i < kStates; ++i) m.connections[i]->Set(static_cast<double>(counts[i]));
+  for (int side = 0; side < 2; ++side)
+    m.inflight[side]->Set(static_cast<double>(tracker.inflight(static_cast<Side>(side))));
   {
     std::lock_guard<std::mutex> lock(m.cfg_mu);
     m.per_client = m.pending;

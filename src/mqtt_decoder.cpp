@@ -11,6 +11,17 @@
 // and report one of: done, need N head bytes, or a named error. The same parsers
 // judge candidate headers while resynchronising, which is what makes the search
 // selective on real traffic.
+//
+// Resync (after a gap, a midstream start or a bad Remaining Length): each byte
+// position is tried as a fixed header. A candidate must have a valid type and
+// flags, a shortest-form length within the limit, a body the parsers accept as
+// far as it is present, plus a few resync-only checks (topic text, known reason
+// codes, v5 property blocks). If the packet ends inside the chunk the next
+// header must look valid too; ending exactly at the chunk end is accepted (TCP
+// segments often do). With too few body bytes to judge, the decision waits for
+// the next chunk. Packets found this way stay on probation: an error in the
+// first one (two on weaker evidence) means the guess was wrong and the search
+// resumes silently. Discarded bytes cost one kResync per episode.
 #include "mqttlive/mqtt_decoder.h"
 
 #include <algorithm>

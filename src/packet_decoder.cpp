@@ -1,6 +1,13 @@
 #include "mqttlive/packet_decoder.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mqttlive {
 
@@ -159,9 +166,54 @@ struct L4 {
   size_t start = 0;
   size_t captured_end = 0;
   size_t declared_end = 0;
+  // Source and destination address bytes in the frame (4 or 16 each).
+  const uint8_t* src = nullptr;
+  const uint8_t* dst = nullptr;
+  bool v4 = false;
 };
 
-DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4, TcpSegment& out) {
+// Writes an endpoint straight into `out` with one 16-byte store for the
+// address and one 4-byte store for the family flag and port. The engine reads
+// these fields back at once (flow key copy and hash) with wide loads; building
+// an IpAddr in a temporary and copying it, or filling it with narrow stores,
+// made each of those loads wait for the stores to drain (a store-forwarding
+// stall per field). That was most of the decode time and a good part of the
+// flow lookup.
+inline void storeEndpoint(Endpoint& e, const uint8_t* addr, bool v4, uint16_t port) {
+#if defined(__SSE2__)
+  __m128i v;
+  if (v4) {
+    uint32_t a;
+    std::memcpy(&a, addr, 4);
+    // ::ffff:a.b.c.d -> bytes 10..11 = 0xff, bytes 12..15 = the address.
+    v = _mm_or_si128(_mm_slli_si128(_mm_cvtsi32_si128(static_cast<int>(a)), 12),
+                     _mm_set_epi32(0, static_cast<int>(0xffff0000u), 0, 0));
+  } else {
+    v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(addr));
+  }
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(e.ip.bytes), v);
+#else
+  if (v4) {
+    std::memset(e.ip.bytes, 0, 10);
+    e.ip.bytes[10] = 0xff;
+    e.ip.bytes[11] = 0xff;
+    std::memcpy(e.ip.bytes + 12, addr, 4);
+  } else {
+    std::memcpy(e.ip.bytes, addr, 16);
+  }
+#endif
+  if constexpr (std::endian::native == std::endian::little && offsetof(Endpoint, ip) == 0 &&
+                offsetof(IpAddr, v4) == 16 && offsetof(Endpoint, port) == 18 && sizeof(bool) == 1) {
+    // v4 flag (byte 16), padding (byte 17, zero), port (bytes 18..19).
+    const uint32_t tail = uint32_t{v4} | (uint32_t{port} << 16);
+    std::memcpy(reinterpret_cast<unsigned char*>(&e) + 16, &tail, 4);
+  } else {
+    e.ip.v4 = v4;
+    e.port = port;
+  }
+}
+
+DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4) {
   const size_t avail = f.size() - off;
   if (avail < 20) return DecodeStatus::kTruncatedIp;
   const uint8_t* ip = f.data() + off;
@@ -176,8 +228,9 @@ DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4, TcpSegme
   if (ip[9] != kProtoTcp) return DecodeStatus::kNotTcp;
   const uint16_t frag = be16(ip + 6);
   if ((frag & 0x2000) != 0 || (frag & 0x1fff) != 0) return DecodeStatus::kIpFragment;
-  out.src.ip = IpAddr::fromV4(ip + 12);
-  out.dst.ip = IpAddr::fromV4(ip + 16);
+  l4.src = ip + 12;
+  l4.dst = ip + 16;
+  l4.v4 = true;
   l4.start = off + hlen;
   l4.declared_end = off + total;
   // Ethernet pads short frames to 60 bytes: anything past total length is not ours.
@@ -185,7 +238,7 @@ DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4, TcpSegme
   return DecodeStatus::kOk;
 }
 
-DecodeStatus decodeIpv6(std::span<const uint8_t> f, size_t off, L4& l4, TcpSegment& out) {
+DecodeStatus decodeIpv6(std::span<const uint8_t> f, size_t off, L4& l4) {
   const size_t avail = f.size() - off;
   if (avail < 40) return DecodeStatus::kTruncatedIp;
   const uint8_t* ip = f.data() + off;
@@ -199,8 +252,9 @@ DecodeStatus decodeIpv6(std::span<const uint8_t> f, size_t off, L4& l4, TcpSegme
     size_t ext_len = 0;
     switch (next) {
       case kProtoTcp:
-        out.src.ip = IpAddr::fromV6(ip + 8);
-        out.dst.ip = IpAddr::fromV6(ip + 24);
+        l4.src = ip + 8;
+        l4.dst = ip + 24;
+        l4.v4 = false;
         l4.start = pos;
         l4.declared_end = declared_end;
         l4.captured_end = captured_end;
@@ -242,8 +296,7 @@ DecodeStatus decodePacket(int link_type, std::span<const uint8_t> frame, TcpSegm
   if (st != DecodeStatus::kOk) return st;
 
   L4 l4;
-  TcpSegment seg;
-  st = net == Net::kV4 ? decodeIpv4(frame, off, l4, seg) : decodeIpv6(frame, off, l4, seg);
+  st = net == Net::kV4 ? decodeIpv4(frame, off, l4) : decodeIpv6(frame, off, l4);
   if (st != DecodeStatus::kOk) return st;
 
   // The IP layer guarantees start <= declared_end; captured_end may be below start.
@@ -258,15 +311,15 @@ DecodeStatus decodePacket(int link_type, std::span<const uint8_t> frame, TcpSegm
   if (hlen < 20 || hlen > declared) return DecodeStatus::kBadTcpHeader;
   if (hlen > captured) return DecodeStatus::kTruncatedTcp;
 
-  seg.src.port = be16(tcp);
-  seg.dst.port = be16(tcp + 2);
-  seg.seq = be32(tcp + 4);
-  seg.ack = be32(tcp + 8);
-  seg.flags = tcp[13];
-  seg.window = be16(tcp + 14);
-  seg.payload = frame.subspan(l4.start + hlen, captured - hlen);
-  seg.payload_len = static_cast<uint32_t>(declared - hlen);
-  out = seg;
+  // `out` is written only on success, field by field (see storeEndpoint).
+  storeEndpoint(out.src, l4.src, l4.v4, be16(tcp));
+  storeEndpoint(out.dst, l4.dst, l4.v4, be16(tcp + 2));
+  out.seq = be32(tcp + 4);
+  out.ack = be32(tcp + 8);
+  out.flags = tcp[13];
+  out.window = be16(tcp + 14);
+  out.payload = frame.subspan(l4.start + hlen, captured - hlen);
+  out.payload_len = static_cast<uint32_t>(declared - hlen);
   return DecodeStatus::kOk;
 }
 

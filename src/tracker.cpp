@@ -11,9 +11,80 @@ constexpr uint8_t kV5SessionTakenOver = 0x8E;
 // A client pings when it has sent nothing for its keepalive; two consecutive
 // ping intervals this close to each other are taken as that keepalive.
 constexpr Micros kPingAgreeSlack = kMicrosPerSecond;
+// TLS: a small client record counts as a ping only after this much silence
+// (a client pings when idle; handshake, CONNECT and SUBSCRIBE come in bursts).
+constexpr Micros kMinPingSilence = kMicrosPerSecond;
 }  // namespace
 
 SessionTracker::SessionTracker(const TrackerConfig& cfg, EventSink& sink) : cfg_(cfg), sink_(sink) {}
+
+// ---- ClientIdIndex ----------------------------------------------------------
+
+namespace {
+inline uint32_t clientIdTag(std::string_view id) {
+  // Upper half of the 64-bit hash: the bucket index and the tag both come from it.
+  return static_cast<uint32_t>(std::hash<std::string_view>{}(id) >> 32);
+}
+}  // namespace
+
+// Index of id's bucket, or of the empty bucket where it would go.
+size_t SessionTracker::ClientIdIndex::probe(std::string_view id, uint32_t tag,
+                                            const std::vector<Slot>& slots) const {
+  const size_t mask = buckets_.size() - 1;
+  for (size_t i = tag & mask;; i = (i + 1) & mask) {
+    const Bucket& b = buckets_[i];
+    if (b.handle == kNoConn) return i;
+    if (b.tag == tag && slots[b.handle].info.client_id == id) return i;
+  }
+}
+
+ConnHandle SessionTracker::ClientIdIndex::find(std::string_view id, const std::vector<Slot>& slots) const {
+  if (size_ == 0) return kNoConn;
+  return buckets_[probe(id, clientIdTag(id), slots)].handle;
+}
+
+ConnHandle SessionTracker::ClientIdIndex::assign(std::string_view id, ConnHandle h,
+                                                 const std::vector<Slot>& slots) {
+  // Keep the load at or below 70% (and have a table at all).
+  if ((size_ + 1) * 10 > buckets_.size() * 7) grow();
+  const uint32_t tag = clientIdTag(id);
+  Bucket& b = buckets_[probe(id, tag, slots)];
+  const ConnHandle prev = b.handle;
+  if (prev == kNoConn) ++size_;
+  b.handle = h;
+  b.tag = tag;
+  return prev;
+}
+
+void SessionTracker::ClientIdIndex::erase(std::string_view id, ConnHandle h, const std::vector<Slot>& slots) {
+  if (size_ == 0) return;
+  const size_t mask = buckets_.size() - 1;
+  size_t hole = probe(id, clientIdTag(id), slots);
+  if (buckets_[hole].handle != h || h == kNoConn) return;
+  // Backward-shift deletion (as in FlowTable): no tombstones.
+  for (size_t j = (hole + 1) & mask; buckets_[j].handle != kNoConn; j = (j + 1) & mask) {
+    const size_t home = buckets_[j].tag & mask;
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      buckets_[hole] = buckets_[j];
+      hole = j;
+    }
+  }
+  buckets_[hole] = Bucket{};
+  --size_;
+}
+
+void SessionTracker::ClientIdIndex::grow() {
+  std::vector<Bucket> old;
+  old.swap(buckets_);
+  buckets_.assign(old.empty() ? 64 : old.size() * 2, Bucket{});
+  const size_t mask = buckets_.size() - 1;
+  for (const Bucket& b : old) {
+    if (b.handle == kNoConn) continue;
+    size_t i = b.tag & mask;
+    while (buckets_[i].handle != kNoConn) i = (i + 1) & mask;
+    buckets_[i] = b;
+  }
+}
 
 void SessionTracker::reconfigure(const TrackerConfig& cfg) {
   cfg_ = cfg;
@@ -33,9 +104,7 @@ size_t SessionTracker::memoryBytes() const {
   size_t n = slots_.capacity() * sizeof(Slot) + free_.capacity() * sizeof(ConnHandle) + wheel_.memoryBytes();
   for (const auto& s : slots_)
     if (s.in_use && s.info.client_id.capacity() > 15) n += s.info.client_id.capacity() + 1;
-  // unordered_map: one node (key, value, next pointer, cached hash) per element plus the bucket array.
-  n += by_client_id_.size() * (sizeof(std::string) + sizeof(ConnHandle) + 2 * sizeof(void*));
-  n += by_client_id_.bucket_count() * sizeof(void*);
+  n += by_client_id_.memoryBytes();
   return n;
 }
 
@@ -87,7 +156,9 @@ void SessionTracker::rearm(ConnHandle h, Slot& s) {
     return;
   }
   if (c.keepalive > 0) {
-    auto span = static_cast<Micros>(std::llround(cfg_.keepalive_factor * c.keepalive * 1e6));
+    // Same value as std::llround for this positive product (exact below 2^52),
+    // without the libm call on every client packet.
+    auto span = static_cast<Micros>(cfg_.keepalive_factor * c.keepalive * 1e6 + 0.5);
     s.info.deadline = c.last_activity + span;
     wheel_.arm(h, s.info.deadline);
   } else {
@@ -120,8 +191,7 @@ void SessionTracker::firstPacket(Slot& s, Micros ts, bool is_connect) {
 
 void SessionTracker::unindexClientId(ConnHandle h, Slot& s) {
   if (!s.info.client_id_known || s.info.client_id.empty()) return;
-  auto it = by_client_id_.find(s.info.client_id);
-  if (it != by_client_id_.end() && it->second == h) by_client_id_.erase(it);
+  by_client_id_.erase(s.info.client_id, h, slots_);
 }
 
 void SessionTracker::onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p) {
@@ -139,9 +209,9 @@ void SessionTracker::onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacke
     unindexClientId(h, s);
     c.client_id.assign(p.client_id.data(), p.client_id.size());
     c.client_id_known = true;
-    auto [it, inserted] = by_client_id_.try_emplace(c.client_id, h);
-    if (!inserted && it->second != h) {
-      Slot& old = slots_[it->second];
+    const ConnHandle prev = by_client_id_.assign(c.client_id, h, slots_);
+    if (prev != kNoConn && prev != h) {
+      Slot& old = slots_[prev];
       if (old.in_use) {
         old.info.taken_over = true;
         ++stats_.takeovers;
@@ -152,7 +222,6 @@ void SessionTracker::onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacke
         e.previous = &old.info;
         sink_.onEvent(e);
       }
-      it->second = h;
     }
   }
 }
@@ -181,7 +250,7 @@ void SessionTracker::onConnack(ConnHandle h, Slot& s, Micros ts, const MqttPacke
     unindexClientId(h, s);
     c.client_id.assign(p.assigned_client_id.data(), p.assigned_client_id.size());
     c.client_id_known = true;
-    by_client_id_[c.client_id] = h;
+    by_client_id_.assign(c.client_id, h, slots_);
   }
   if (!s.closing && c.state == ConnState::kConnecting) setState(s, ConnState::kActive);
   if (!s.closing && c.state != ConnState::kExpired) rearm(h, s);
@@ -221,6 +290,20 @@ void SessionTracker::onClientPacket(ConnHandle h, Micros ts, const MqttPacket& p
     case PacketType::kDisconnect:
       s.info.client_disconnect = true;
       break;
+    case PacketType::kPublish:
+      if (p.has_packet_id && (p.qos == 1 || p.qos == 2))
+        request(s, Side::kClient, p.qos == 1 ? AckKind::kPublishQos1 : AckKind::kPublishQos2, p.packet_id, ts);
+      break;
+    case PacketType::kSubscribe:
+      if (p.has_packet_id) request(s, Side::kClient, AckKind::kSubscribe, p.packet_id, ts);
+      break;
+    case PacketType::kPuback:
+    case PacketType::kPubrec:
+      if (p.has_packet_id)
+        acknowledge(s, Side::kBroker,
+                    p.type == PacketType::kPuback ? AckKind::kPublishQos1 : AckKind::kPublishQos2, p.packet_id,
+                    ts);
+      break;
     default:
       break;
   }
@@ -248,15 +331,139 @@ void SessionTracker::onBrokerPacket(ConnHandle h, Micros ts, const MqttPacket& p
       s.info.broker_disconnect = true;
       s.info.broker_disconnect_reason = p.reason_code;
       break;
+    case PacketType::kPublish:
+      if (p.has_packet_id && (p.qos == 1 || p.qos == 2))
+        request(s, Side::kBroker, p.qos == 1 ? AckKind::kPublishQos1 : AckKind::kPublishQos2, p.packet_id, ts);
+      break;
+    case PacketType::kPuback:
+    case PacketType::kPubrec:
+    case PacketType::kSuback:
+      if (p.has_packet_id)
+        acknowledge(s, Side::kClient,
+                    p.type == PacketType::kPuback   ? AckKind::kPublishQos1
+                    : p.type == PacketType::kPubrec ? AckKind::kPublishQos2
+                                                    : AckKind::kSubscribe,
+                    p.packet_id, ts);
+      break;
     default:
       break;
   }
+}
+
+void SessionTracker::request(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts) {
+  Outstanding& o = s.outstanding[static_cast<int>(sender)];
+  int free_slot = -1;
+  for (int i = 0; i < Outstanding::kSlots; ++i) {
+    if ((o.used & (1u << i)) == 0) {
+      if (free_slot < 0) free_slot = i;
+    } else if (o.id[i] == id) {
+      // A retransmission (DUP) keeps the first send time: the round trip
+      // includes the retry. An id reused for another request type replaces it.
+      if (o.kind[i] != kind) {
+        if (o.kind[i] != AckKind::kSubscribe) --inflight_[static_cast<int>(sender)];
+        if (kind != AckKind::kSubscribe) ++inflight_[static_cast<int>(sender)];
+        o.kind[i] = kind;
+        o.sent[i] = static_cast<uint32_t>(ts);
+      }
+      return;
+    }
+  }
+  if (free_slot < 0) {
+    ++stats_.ack_overflow;
+    return;
+  }
+  o.used = static_cast<uint8_t>(o.used | (1u << free_slot));
+  o.id[free_slot] = id;
+  o.kind[free_slot] = kind;
+  o.sent[free_slot] = static_cast<uint32_t>(ts);
+  if (kind != AckKind::kSubscribe) ++inflight_[static_cast<int>(sender)];
+}
+
+void SessionTracker::acknowledge(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts) {
+  Outstanding& o = s.outstanding[static_cast<int>(sender)];
+  for (int i = 0; i < Outstanding::kSlots; ++i) {
+    if ((o.used & (1u << i)) == 0 || o.id[i] != id || o.kind[i] != kind) continue;
+    o.used = static_cast<uint8_t>(o.used & ~(1u << i));
+    if (kind != AckKind::kSubscribe) --inflight_[static_cast<int>(sender)];
+    // Modulo 2^32 us; a reordered (earlier) ack comes out negative: 0.
+    const auto rtt = static_cast<int32_t>(static_cast<uint32_t>(ts) - o.sent[i]);
+    sink_.onAckLatency(kind, sender, std::max<Micros>(rtt, 0));
+    return;
+  }
+  // Not found: a request sent before the capture started, or one not stored.
+}
+
+void SessionTracker::clearOutstanding(Slot& s) {
+  for (int side = 0; side < 2; ++side) {
+    Outstanding& o = s.outstanding[side];
+    for (int i = 0; i < Outstanding::kSlots; ++i)
+      if ((o.used & (1u << i)) != 0 && o.kind[i] != AckKind::kSubscribe) --inflight_[side];
+    o.used = 0;
+  }
+}
+
+void SessionTracker::setTransport(ConnHandle h, Transport t, uint16_t configured_keepalive) {
+  if (h >= slots_.size() || !slots_[h].in_use) return;
+  Slot& s = slots_[h];
+  s.info.transport = t;
+  if (configured_keepalive > 0) {
+    s.info.keepalive_known = true;
+    s.info.keepalive = configured_keepalive;
+    s.info.keepalive_source = KeepaliveSource::kConfigured;
+    if (!s.closing) rearm(h, s);
+  }
+}
+
+void SessionTracker::setClientReal(ConnHandle h, const Endpoint& real) {
+  if (h >= slots_.size() || !slots_[h].in_use) return;
+  slots_[h].info.client_real = real;
+  slots_[h].info.client_real_known = true;
+}
+
+void SessionTracker::onClientActivity(ConnHandle h, Micros ts, ClientActivity a) {
+  if (h >= slots_.size() || !slots_[h].in_use) return;
+  Slot& s = slots_[h];
+  if (a == ClientActivity::kCloseNotify) {
+    // Like DISCONNECT: the client owes no keepalive any more.
+    s.info.client_disconnect = true;
+    wheel_.cancel(h);
+    return;
+  }
+  const bool ping = a == ClientActivity::kPingLike && ts - s.info.last_activity >= kMinPingSilence;
+  if (ping) {
+    if (!s.info.keepalive_known) inferFromPing(h, s, ts);
+  } else {
+    s.last_ping = 0, s.ping_interval = 0;
+  }
+  activity(h, s, ts);
+  if (s.info.client_disconnect) wheel_.cancel(h);
+}
+
+void SessionTracker::onTransportEstablished(ConnHandle h, Micros ts) {
+  if (h >= slots_.size() || !slots_[h].in_use) return;
+  Slot& s = slots_[h];
+  if (s.seen_mqtt) return;
+  s.seen_mqtt = true;
+  ConnectionInfo& c = s.info;
+  if (c.midstream) {
+    if (c.state == ConnState::kConnecting) setState(s, ConnState::kActive);
+    emit(EventType::kMidstream, ts, c);
+    return;
+  }
+  c.connected = true;
+  c.connected_at = ts;
+  if (!s.closing && c.state == ConnState::kConnecting) setState(s, ConnState::kActive);
+  if (!s.closing && c.state != ConnState::kExpired) rearm(h, s);
+  emit(EventType::kConnected, ts, c);
 }
 
 void SessionTracker::onDataMissing(ConnHandle h) {
   if (h >= slots_.size() || !slots_[h].in_use) return;
   ++slots_[h].info.gaps;
   slots_[h].info.uncertain = true;
+  // The acknowledgements may have been in the hole: forget what was waiting
+  // rather than time it against a later ack or count it in flight forever.
+  clearOutstanding(slots_[h]);
 }
 
 void SessionTracker::onCloseStarted(ConnHandle h, Micros ts, Side side, bool rst) {
@@ -310,6 +517,7 @@ void SessionTracker::onClosed(ConnHandle h, ClientTcp client_tcp) {
   sink_.onEvent(e);
 
   unindexClientId(h, s);
+  clearOutstanding(s);
   wheel_.cancel(h);
   --state_counts_[static_cast<int>(c.state)];
   s.in_use = false;
@@ -335,6 +543,43 @@ void SessionTracker::advanceTo(Micros now) {
       setState(s, ConnState::kNoKeepaliveIdle);
     }
   }
+}
+
+void SessionTracker::discard(ConnHandle h) {
+  if (h >= slots_.size() || !slots_[h].in_use) return;
+  Slot& s = slots_[h];
+  unindexClientId(h, s);
+  clearOutstanding(s);
+  wheel_.cancel(h);
+  --state_counts_[static_cast<int>(s.info.state)];
+  s.in_use = false;
+  s.info = ConnectionInfo{};
+  free_.push_back(h);
+  --open_count_;
+}
+
+ConnHandle SessionTracker::restore(const ConnectionInfo& saved) {
+  const ConnHandle h = open(saved.opened_at, saved.client, saved.broker, saved.midstream);
+  if (h == kNoConn) return h;
+  Slot& s = slots_[h];
+  --state_counts_[static_cast<int>(s.info.state)];
+  s.info = saved;
+  // Open connections are never closing; anything else keeps its liveness state.
+  if (s.info.state == ConnState::kClosing || s.info.state >= ConnState::kCount) s.info.state = ConnState::kActive;
+  ++state_counts_[static_cast<int>(s.info.state)];
+  s.info.uncertain = true;
+  s.info.ping_sent_at = 0;
+  s.info.deadline = 0;
+  s.seen_mqtt = true;  // its first packet after the restart is not a midstream pickup
+  if (s.info.client_id_known && !s.info.client_id.empty()) {
+    by_client_id_.assign(s.info.client_id, h, slots_);
+  }
+  if (s.info.state == ConnState::kExpired) {
+    s.info.deadline = saved.deadline;  // already reported; /connections still shows it
+  } else {
+    rearm(h, s);
+  }
+  return h;
 }
 
 void SessionTracker::finish(Micros end_ts) {

@@ -308,8 +308,8 @@ TEST(ParseConfig, FullExampleSetsEveryField) {
   EXPECT_EQ(c.listeners[2].kind, ListenerKind::kWebsocket);
   EXPECT_EQ(c.listeners[3].port, 11883);
   EXPECT_EQ(c.listeners[3].kind, ListenerKind::kMqtt);  // kind defaults to mqtt
-  // Only plain-MQTT listeners reach the engine.
-  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{1884, 11883}));
+  // Every listener is watched; its kind says how the engine reads it.
+  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{1884, 8883, 8080, 11883}));
 
   EXPECT_DOUBLE_EQ(c.engine.tracker.keepalive_factor, 2.25);
   EXPECT_DOUBLE_EQ(c.enforcement_grace_seconds, 6.5);
@@ -361,7 +361,7 @@ TEST(ParseConfig, AcceptedSpellings) {
   EXPECT_EQ(c.listeners[0].port, 1884);
   EXPECT_EQ(c.listeners[0].kind, ListenerKind::kTls);
   EXPECT_EQ(c.listeners[1].port, 1885);
-  EXPECT_EQ(c.engine.broker_ports, std::vector<uint16_t>{1885});
+  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{1884, 1885}));
   EXPECT_EQ(c.engine.tracker.keepalive_factor, 2.0);
   EXPECT_EQ(c.enforcement_grace_seconds, 0.0);
   EXPECT_TRUE(c.metrics.per_client.enabled);
@@ -383,15 +383,82 @@ TEST(ParseConfig, TinyDurationsDoNotRoundToZero) {
   EXPECT_EQ(c.engine.tracker.no_keepalive_idle, 1);
 }
 
-TEST(ApplyListeners, MqttPortsOnly) {
+TEST(ApplyListeners, EveryListenerWithItsTransport) {
   Config c;
-  c.listeners = {{8883, ListenerKind::kTls},
+  c.listeners = {{8883, ListenerKind::kTls, false, 30},
                  {1883, ListenerKind::kMqtt},
-                 {8083, ListenerKind::kWebsocket},
+                 {8083, ListenerKind::kWebsocket, true},
                  {1884, ListenerKind::kMqtt}};
   c.engine.broker_ports = {9999};  // replaced, not appended to
+  c.engine.port_options = {PortOptions{.port = 9999}};
   applyListeners(c);
-  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{1883, 1884}));
+  EXPECT_EQ(c.engine.broker_ports, (std::vector<uint16_t>{8883, 1883, 8083, 1884}));
+  EXPECT_EQ(c.engine.port_options,
+            (std::vector<PortOptions>{{8883, Transport::kTls, false, 30},
+                                      {1883, Transport::kTcp, false, 0},
+                                      {8083, Transport::kWebsocket, true, 0},
+                                      {1884, Transport::kTcp, false, 0}}));
+}
+
+TEST(ParseConfig, ListenerProxyProtocolAndTlsKeepalive) {
+  const Config c = parseConfig(
+      "listeners:\n  - port: 8883\n    kind: tls\n    keepalive_seconds: 60\n    proxy_protocol: true\n"
+      "  - port: 1883\n",
+      "t");
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_TRUE(c.listeners[0].proxy_protocol);
+  EXPECT_EQ(c.listeners[0].keepalive_seconds, 60);
+  EXPECT_FALSE(c.listeners[1].proxy_protocol);
+  EXPECT_EQ(c.listeners[1].keepalive_seconds, 0);
+  ASSERT_EQ(c.engine.port_options.size(), 2u);
+  EXPECT_EQ(c.engine.port_options[0], (PortOptions{8883, Transport::kTls, true, 60}));
+  // keepalive_seconds before kind is fine; the check runs on the whole listener.
+  EXPECT_EQ(parseConfig("listeners:\n  - keepalive_seconds: 5\n    port: 8883\n    kind: tls\n", "t")
+                .listeners[0]
+                .keepalive_seconds,
+            5);
+  EXPECT_EQ(errorOf("listeners:\n  - port: 1883\n    keepalive_seconds: 60\n"),
+            "test.yaml:3: listeners[0].keepalive_seconds: only for kind tls (plain and websocket listeners "
+            "read it from CONNECT)");
+  EXPECT_EQ(errorOf("listeners:\n  - port: 8883\n    kind: tls\n    keepalive_seconds: 0\n"),
+            "test.yaml:4: listeners[0].keepalive_seconds: must be between 1 and 65535, got 0");
+  EXPECT_EQ(errorOf("listeners:\n  - port: 8883\n    proxy_protocol: yes\n"),
+            "test.yaml:3: listeners[0].proxy_protocol: expected true or false, got 'yes'");
+}
+
+// Hardening keys: idle-flow eviction, the state file, HTTP basic auth.
+TEST(ParseConfig, HardeningKeys) {
+  const Config d;
+  EXPECT_EQ(d.engine.idle_flow_timeout, 0);
+  EXPECT_TRUE(d.state.file.empty());
+  EXPECT_EQ(d.state.max_age, 600 * kMicrosPerSecond);
+  EXPECT_TRUE(d.metrics.basic_auth.username.empty());
+
+  const Config c = parseConfig(
+      "limits:\n  idle_flow_timeout_seconds: 90\n"
+      "state:\n  file: /var/lib/mqttlive/state.bin\n  max_age_seconds: 120\n"
+      "metrics:\n  basic_auth:\n    username: prom\n    password_file: /etc/mqttlive/http.pw\n",
+      "t");
+  EXPECT_EQ(c.engine.idle_flow_timeout, 90 * kMicrosPerSecond);
+  EXPECT_EQ(c.state.file, "/var/lib/mqttlive/state.bin");
+  EXPECT_EQ(c.state.max_age, 120 * kMicrosPerSecond);
+  EXPECT_EQ(c.metrics.basic_auth.username, "prom");
+  EXPECT_EQ(c.metrics.basic_auth.password_file, "/etc/mqttlive/http.pw");
+  EXPECT_EQ(parseConfig("limits:\n  idle_flow_timeout_seconds: 0\n", "t").engine.idle_flow_timeout, 0);
+
+  EXPECT_EQ(errorOf("limits:\n  idle_flow_timeout_seconds: -1\n"),
+            "test.yaml:2: limits.idle_flow_timeout_seconds: must be between 0 and 1000000000, got -1");
+  EXPECT_EQ(errorOf("state:\n  max_age_seconds: 0\n"),
+            "test.yaml:2: state.max_age_seconds: must be > 0 and <= 1000000000, got 0");
+  EXPECT_EQ(errorOf("state:\n  fiel: x\n"), "test.yaml:2: state.fiel: unknown key");
+  EXPECT_EQ(errorOf("metrics:\n  basic_auth:\n    username: prom\n"),
+            "test.yaml:2: metrics.basic_auth: username is set but password_file is missing");
+  EXPECT_EQ(errorOf("metrics:\n  basic_auth:\n    password_file: /x\n"),
+            "test.yaml:2: metrics.basic_auth: password_file is set but username is missing");
+  EXPECT_EQ(errorOf("metrics:\n  basic_auth:\n    username: a:b\n    password_file: /x\n"),
+            "test.yaml:3: metrics.basic_auth.username: must not contain ':'");
+  EXPECT_EQ(errorOf("metrics:\n  basic_auth:\n    password: hunter2\n"),
+            "test.yaml:3: metrics.basic_auth.password: unknown key");
 }
 
 // The shipped example must load: it is what operators copy.

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <vector>
 #include <atomic>
 #include <cctype>
 #include <deque>
@@ -37,7 +40,8 @@ std::string lower(std::string s) {
 }
 
 // One request on a fresh connection; status 0 when the server could not be reached.
-Response request(uint16_t port, const std::string& method, const std::string& path) {
+Response request(uint16_t port, const std::string& method, const std::string& path,
+                 const std::string& extra_headers = "") {
   Response r;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return r;
@@ -52,7 +56,8 @@ Response request(uint16_t port, const std::string& method, const std::string& pa
     return r;
   }
   const std::string req =
-      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUser-Agent: test\r\n\r\n";
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUser-Agent: test\r\n" +
+      extra_headers + "\r\n";
   if (send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) {
     close(fd);
     return r;
@@ -303,6 +308,153 @@ TEST(HttpServer, ListenAddressTranslation) {
   EXPECT_EQ(civet("[::1]:9883"), "[::1]:9883");
   EXPECT_EQ(civet("[::]:9883"), "[::]:9883");
   EXPECT_EQ(civet(":09883"), "9883");
+}
+
+TEST_F(HttpServerTest, StatusPageAndItsScriptWithACsp) {
+  Response r = request(server.port(), "GET", "/status");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(r.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(r.headers["x-content-type-options"], "nosniff");
+  EXPECT_EQ(r.headers["content-length"], std::to_string(r.body.size()));
+  EXPECT_NE(r.body.find("<table id=\"suspects\">"), std::string::npos);
+  r = request(server.port(), "GET", "/status.js");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "text/javascript; charset=utf-8");
+  EXPECT_NE(r.body.find("textContent"), std::string::npos);
+  r = request(server.port(), "HEAD", "/status?sort=client_id");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "");
+  EXPECT_NE(request(server.port(), "GET", "/").body.find("href=\"/status\""), std::string::npos);
+  EXPECT_EQ(request(server.port(), "GET", "/status/x").status, 404);
+}
+
+TEST_F(HttpServerTest, SummaryServesTheLatestPublishedDocument) {
+  Response r = request(server.port(), "GET", "/api/summary");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "application/json");
+  EXPECT_EQ(r.body, "{\"now\":null}");
+  server.publishSummary("{\"now\":1.000000,\"storm\":true}");
+  r = request(server.port(), "GET", "/api/summary");
+  EXPECT_EQ(r.body, "{\"now\":1.000000,\"storm\":true}");
+}
+
+// ---- hardening: HTTP basic auth ----
+
+std::string base64(const std::string& in) {
+  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
+    for (int k = 18; k >= 0; k -= 6) out += kAlphabet[(v >> k) & 63];
+  }
+  if (i + 1 == in.size()) {
+    const uint32_t v = uint8_t(in[i]) << 16;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::string authHeader(const std::string& user, const std::string& password, const std::string& scheme = "Basic") {
+  return "Authorization: " + scheme + " " + base64(user + ":" + password) + "\r\n";
+}
+
+constexpr char kPassword[] = "pa:ss w\xc3\xb6rd-S3cr3t";
+
+class HttpAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HttpServerOptions o = loopback();
+    o.auth_username = "prom";
+    o.auth_password = kPassword;
+    server = std::make_unique<HttpServer>(metrics.registry(), o);
+    std::string error;
+    ASSERT_TRUE(server->start(error)) << error;
+  }
+  Metrics metrics{MetricsConfig{}, "9.9.9"};
+  std::unique_ptr<HttpServer> server;
+};
+
+TEST_F(HttpAuthTest, EveryEndpointButHealthzNeedsCredentials) {
+  const uint16_t port = server->port();
+  for (const char* path : {"/metrics", "/connections", "/", "/status", "/status.js", "/api/summary", "/nope"}) {
+    SCOPED_TRACE(path);
+    Response r = request(port, "GET", path);
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(r.headers["www-authenticate"], "Basic realm=\"mqttlive\", charset=\"UTF-8\"");
+    EXPECT_EQ(r.body.find("mqttlive_"), std::string::npos);
+    EXPECT_EQ(request(port, "HEAD", path).status, 401);
+  }
+  Response h = request(port, "GET", "/healthz");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body, "ok");
+}
+
+TEST_F(HttpAuthTest, RightCredentialsAreServed) {
+  const uint16_t port = server->port();
+  Response r = request(port, "GET", "/metrics", authHeader("prom", kPassword));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("mqttlive_build_info"), std::string::npos);
+  EXPECT_EQ(request(port, "GET", "/connections", authHeader("prom", kPassword)).status, 200);
+  EXPECT_EQ(request(port, "GET", "/metrics", authHeader("prom", kPassword, "basic")).status, 200);
+  EXPECT_EQ(request(port, "GET", "/healthz", authHeader("prom", kPassword)).status, 200);
+}
+
+TEST_F(HttpAuthTest, WrongOrMalformedCredentialsAreRefused) {
+  const uint16_t port = server->port();
+  const std::vector<std::string> bad = {
+      authHeader("prom", "pa:ss"),                        // wrong password (a prefix)
+      authHeader("prom", std::string(kPassword) + "x"),   // wrong password (longer)
+      authHeader("Prom", kPassword),                      // user names are case-sensitive
+      authHeader("prom", kPassword, "Bearer"),            // another scheme
+      "Authorization: Basic\r\n",
+      "Authorization: Basic !!!!\r\n",
+      "Authorization: Basic " + base64("prom:" + std::string(kPassword)).substr(1) + "\r\n",
+      "Authorization: " + std::string(5000, 'A') + "\r\n",
+  };
+  for (const auto& h : bad) {
+    Response r = request(port, "GET", "/metrics", h);
+    EXPECT_EQ(r.status, 401) << h;
+    EXPECT_EQ(r.body.find("S3cr3t"), std::string::npos);
+  }
+}
+
+TEST(HttpAuth, CheckBasicAuthDirectly) {
+  EXPECT_FALSE(HttpServer::checkBasicAuth(nullptr, "u", "p"));
+  EXPECT_FALSE(HttpServer::checkBasicAuth("", "u", "p"));
+  EXPECT_TRUE(HttpServer::checkBasicAuth(("Basic " + base64("u:p")).c_str(), "u", "p"));
+  EXPECT_TRUE(HttpServer::checkBasicAuth(("BASIC   " + base64("u:p") + " ").c_str(), "u", "p"));
+  EXPECT_FALSE(HttpServer::checkBasicAuth(("Basic " + base64("u:p:")).c_str(), "u", "p"));
+  EXPECT_FALSE(HttpServer::checkBasicAuth(("Basic " + base64("u:")).c_str(), "u", "p"));
+  EXPECT_FALSE(HttpServer::checkBasicAuth("Basic dTpw=A==", "u", "p"));  // data after padding
+}
+
+TEST(HttpAuth, PasswordFile) {
+  char name[] = "/tmp/mqttlive-pw-XXXXXX";
+  const int fd = mkstemp(name);
+  ASSERT_GE(fd, 0);
+  const std::string content = "S3cr3t-PW-zz\n";
+  ASSERT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  close(fd);
+  std::string pw, error;
+  ASSERT_TRUE(HttpServer::loadPasswordFile(name, pw, error)) << error;
+  EXPECT_EQ(pw, "S3cr3t-PW-zz");  // one trailing newline is not part of it
+  std::FILE* f = std::fopen(name, "w");
+  std::fclose(f);
+  EXPECT_FALSE(HttpServer::loadPasswordFile(name, pw, error));
+  EXPECT_EQ(error, std::string(name) + " is empty");
+  unlink(name);
+  EXPECT_FALSE(HttpServer::loadPasswordFile(name, pw, error));
+  EXPECT_EQ(error, std::string("cannot read ") + name + ": No such file or directory");
 }
 
 }  // namespace

@@ -608,5 +608,137 @@ TEST(EventFanout, ForwardsEverythingToEverySink) {
   EXPECT_FALSE(fan.add(&extra));
 }
 
+// --- Round trips, in-flight messages, storms and flapping ---
+
+MqttPacket idPacket(PacketType t, uint16_t id, uint8_t qos = 0) {
+  MqttPacket p;
+  p.type = t;
+  p.qos = qos;
+  p.has_packet_id = true;
+  p.packet_id = id;
+  return p;
+}
+
+TEST(Metrics, AckLatencySeriesExistAtZeroFromTheStart) {
+  Metrics m(MetricsConfig{}, "1.2.3");
+  const std::string s = scrape(m);
+  for (const char* q : {"1", "2"})
+    for (const char* d : {"client", "broker"})
+      EXPECT_TRUE(hasLine(s, std::string("mqttlive_publish_ack_seconds_count{direction=\"") + d + "\",qos=\"" + q +
+                                 "\"} 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_subscribe_ack_seconds_count 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_inflight_messages{direction=\"client\"} 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_inflight_messages{direction=\"broker\"} 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_ack_tracking_overflow_total 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_reconnect_storm 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_connect_rate_per_second 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_flapping_clients 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_idle_timeout_fingerprint_seconds 0"));
+}
+
+TEST(Metrics, AckLatenciesByQosAndDirectionAndInFlightGauge) {
+  TrackerFixture f;
+  ConnHandle h = f.connect(2, "pub", 60);
+  f.tracker.onClientPacket(h, kT0 + kS, idPacket(PacketType::kPublish, 1, 1));
+  f.tracker.onClientPacket(h, kT0 + kS, idPacket(PacketType::kPublish, 2, 1));
+  f.tracker.onBrokerPacket(h, kT0 + kS, idPacket(PacketType::kPublish, 1, 2));
+  f.tracker.onClientPacket(h, kT0 + kS, idPacket(PacketType::kSubscribe, 3));
+  f.metrics.updateTracker(f.tracker, kT0 + kS);
+  std::string s = scrape(f.metrics);
+  EXPECT_TRUE(hasLine(s, "mqttlive_inflight_messages{direction=\"client\"} 2"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_inflight_messages{direction=\"broker\"} 1"));
+
+  f.tracker.onBrokerPacket(h, kT0 + kS + 2000, idPacket(PacketType::kPuback, 1));     // 2 ms
+  f.tracker.onClientPacket(h, kT0 + kS + 30'000, idPacket(PacketType::kPubrec, 1));   // 30 ms
+  f.tracker.onBrokerPacket(h, kT0 + kS + 700, idPacket(PacketType::kSuback, 3));      // 0.7 ms
+  f.metrics.updateTracker(f.tracker, kT0 + 2 * kS);
+  s = scrape(f.metrics);
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_count{direction=\"client\",qos=\"1\"} 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_bucket{direction=\"client\",qos=\"1\",le=\"0.001\"} 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_bucket{direction=\"client\",qos=\"1\",le=\"0.0025\"} 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_sum{direction=\"client\",qos=\"1\"} 0.002"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_count{direction=\"broker\",qos=\"2\"} 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_sum{direction=\"broker\",qos=\"2\"} 0.03"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_count{direction=\"client\",qos=\"2\"} 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_publish_ack_seconds_count{direction=\"broker\",qos=\"1\"} 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_subscribe_ack_seconds_count 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_subscribe_ack_seconds_bucket{le=\"0.001\"} 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_inflight_messages{direction=\"client\"} 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_inflight_messages{direction=\"broker\"} 0"));
+}
+
+TEST(Metrics, AckOverflowFollowsTheTrackerCounter) {
+  Metrics m(MetricsConfig{}, "1.2.3");
+  TrackerStats t;
+  t.ack_overflow = 3;
+  m.updateCounters(EngineStats{}, t, CaptureCounters{});
+  EXPECT_TRUE(hasLine(scrape(m), "mqttlive_ack_tracking_overflow_total 3"));
+  t.ack_overflow = 5;
+  m.updateCounters(EngineStats{}, t, CaptureCounters{});
+  EXPECT_TRUE(hasLine(scrape(m), "mqttlive_ack_tracking_overflow_total 5"));
+}
+
+TEST(Metrics, FlapGaugesFromTheDetector) {
+  Metrics m(MetricsConfig{}, "1.2.3");
+  FlapStatus st;
+  st.storm = true;
+  st.connect_rate = 6.5;
+  st.baseline_rate = 0.25;
+  st.flapping_clients = 3;
+  st.fingerprint_seconds = 350;
+  st.evicted_clients = 7;
+  m.updateFlap(st);
+  std::string s = scrape(m);
+  EXPECT_TRUE(hasLine(s, "mqttlive_reconnect_storm 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_connect_rate_per_second 6.5"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_connect_rate_baseline_per_second 0.25"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_flapping_clients 3"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_idle_timeout_fingerprint_seconds 350"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_flap_clients_evicted_total 7"));
+  m.updateFlap(FlapStatus{});
+  s = scrape(m);
+  EXPECT_TRUE(hasLine(s, "mqttlive_reconnect_storm 0"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_idle_timeout_fingerprint_seconds 0"));
+  // A detector that started over (count back to 0) does not take the counter back.
+  EXPECT_TRUE(hasLine(s, "mqttlive_flap_clients_evicted_total 7"));
+}
+
+TEST(Metrics, FlapDetectorBesideTheMetricsInOneFanout) {
+  Metrics m(MetricsConfig{}, "1.2.3");
+  FlapDetector flap;
+  EventFanout fan{&m, &flap};
+  SessionTracker tracker{TrackerConfig{}, fan};
+  for (int i = 0; i < 6; ++i) {
+    ConnHandle h = tracker.open(kT0 + i * kS, ep(2, static_cast<uint16_t>(40000 + i)), ep(1, 1883), false);
+    tracker.onClientPacket(h, kT0 + i * kS, connectPacket("flappy", 10));
+    tracker.onBrokerPacket(h, kT0 + i * kS + 1000, connackPacket());
+    tracker.onCloseStarted(h, kT0 + i * kS + 500'000, Side::kClient, true);
+    tracker.onClosed(h, ClientTcp::kUnknown);
+  }
+  flap.advanceTo(kT0 + 6 * kS);
+  m.updateFlap(flap.status());
+  const std::string s = scrape(m);
+  EXPECT_TRUE(hasLine(s, "mqttlive_flapping_clients 1"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_connect_rate_per_second 0.6"));
+  EXPECT_TRUE(hasLine(s, "mqttlive_connections_closed_total{reason=\"client_rst_without_disconnect\"} 6"));
+}
+
+TEST(Metrics, LatencyQuantilesInterpolateLikeHistogramQuantile) {
+  Metrics m(MetricsConfig{}, "1.2.3");
+  for (int i = 0; i < 10; ++i) m.onPingRtt(2000);  // all in (0.001, 0.0025]
+  m.onAckLatency(AckKind::kSubscribe, Side::kClient, 60 * kS);  // beyond the last bound
+  const auto q = m.latencyQuantiles();
+  ASSERT_EQ(q.size(), 6u);
+  EXPECT_EQ(q[0].name, "ping_rtt");
+  EXPECT_EQ(q[0].count, 10u);
+  EXPECT_NEAR(q[0].p50, 0.00175, 1e-12);
+  EXPECT_NEAR(q[0].p90, 0.00235, 1e-12);
+  EXPECT_EQ(q[1].name, "publish_ack_qos1_client");
+  EXPECT_EQ(q[1].count, 0u);
+  EXPECT_EQ(q[1].p99, 0.0);
+  EXPECT_EQ(q[5].name, "subscribe_ack");
+  EXPECT_EQ(q[5].p50, 5.0);  // the highest finite bound, as histogram_quantile() reports
+}
+
 }  // namespace
 }  // namespace mqttlive

@@ -288,5 +288,166 @@ TEST_F(TrackerTest, HostileClientIdStaysOneJsonLine) {
   EXPECT_NE(line.find(R"("client_id":"a\"b\\c\u000ad\u0001\ufffdé")"), std::string::npos) << line;
 }
 
+// --- Request -> acknowledgement round trips (PUBLISH/SUBSCRIBE) ---
+
+MqttPacket publish(uint8_t qos, uint16_t id) {
+  MqttPacket p;
+  p.type = PacketType::kPublish;
+  p.qos = qos;
+  p.flags = static_cast<uint8_t>(qos << 1);
+  p.has_packet_id = qos > 0;
+  p.packet_id = qos > 0 ? id : 0;
+  return p;
+}
+MqttPacket withId(PacketType t, uint16_t id) {
+  MqttPacket p;
+  p.type = t;
+  p.has_packet_id = true;
+  p.packet_id = id;
+  return p;
+}
+
+TEST_F(TrackerTest, ClientPublishQos1IsTimedToTheBrokersPuback) {
+  ConnHandle h = openConnected(2, "pub-1", 60);
+  tracker.onClientPacket(h, kT0 + kS, publish(1, 7));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 1u);
+  EXPECT_EQ(tracker.inflight(Side::kBroker), 0u);
+  tracker.onBrokerPacket(h, kT0 + kS + 2500, withId(PacketType::kPuback, 7));
+  ASSERT_EQ(sink.acks.size(), 1u);
+  EXPECT_EQ(sink.acks[0].kind, AckKind::kPublishQos1);
+  EXPECT_EQ(sink.acks[0].sender, Side::kClient);
+  EXPECT_EQ(sink.acks[0].latency, 2500);
+  EXPECT_EQ(tracker.inflight(Side::kClient), 0u);
+  // A second PUBACK for the same id has nothing left to time.
+  tracker.onBrokerPacket(h, kT0 + 2 * kS, withId(PacketType::kPuback, 7));
+  EXPECT_EQ(sink.acks.size(), 1u);
+}
+
+TEST_F(TrackerTest, BrokerPublishQos2IsTimedToTheClientsPubrec) {
+  ConnHandle h = openConnected(2, "sub-1", 60);
+  tracker.onBrokerPacket(h, kT0 + kS, publish(2, 3));
+  EXPECT_EQ(tracker.inflight(Side::kBroker), 1u);
+  tracker.onClientPacket(h, kT0 + kS + 40'000, withId(PacketType::kPubrec, 3));
+  // PUBREL / PUBCOMP finish the QoS 2 exchange but are not timed.
+  tracker.onBrokerPacket(h, kT0 + kS + 41'000, withId(PacketType::kPubrel, 3));
+  tracker.onClientPacket(h, kT0 + kS + 42'000, withId(PacketType::kPubcomp, 3));
+  ASSERT_EQ(sink.acks.size(), 1u);
+  EXPECT_EQ(sink.acks[0].kind, AckKind::kPublishQos2);
+  EXPECT_EQ(sink.acks[0].sender, Side::kBroker);
+  EXPECT_EQ(sink.acks[0].latency, 40'000);
+  EXPECT_EQ(tracker.inflight(Side::kBroker), 0u);
+}
+
+TEST_F(TrackerTest, SubscribeIsTimedToSubackAndIsNotInFlight) {
+  ConnHandle h = openConnected(2, "sub-2", 60);
+  tracker.onClientPacket(h, kT0 + kS, withId(PacketType::kSubscribe, 1));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 0u);
+  tracker.onBrokerPacket(h, kT0 + kS + 900, withId(PacketType::kSuback, 1));
+  ASSERT_EQ(sink.acks.size(), 1u);
+  EXPECT_EQ(sink.acks[0].kind, AckKind::kSubscribe);
+  EXPECT_EQ(sink.acks[0].sender, Side::kClient);
+  EXPECT_EQ(sink.acks[0].latency, 900);
+}
+
+TEST_F(TrackerTest, PacketIdSpacesArePerDirectionAndKindMustMatch) {
+  ConnHandle h = openConnected(2, "both", 60);
+  tracker.onClientPacket(h, kT0 + 1 * kS, publish(1, 5));
+  tracker.onBrokerPacket(h, kT0 + 2 * kS, publish(1, 5));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 1u);
+  EXPECT_EQ(tracker.inflight(Side::kBroker), 1u);
+  // PUBREC does not acknowledge a QoS 1 PUBLISH; SUBACK does not either.
+  tracker.onBrokerPacket(h, kT0 + 3 * kS, withId(PacketType::kPubrec, 5));
+  tracker.onBrokerPacket(h, kT0 + 3 * kS, withId(PacketType::kSuback, 5));
+  EXPECT_TRUE(sink.acks.empty());
+  tracker.onClientPacket(h, kT0 + 4 * kS, withId(PacketType::kPuback, 5));  // acks the broker's
+  tracker.onBrokerPacket(h, kT0 + 5 * kS, withId(PacketType::kPuback, 5));  // acks the client's
+  ASSERT_EQ(sink.acks.size(), 2u);
+  EXPECT_EQ(sink.acks[0].sender, Side::kBroker);
+  EXPECT_EQ(sink.acks[0].latency, 2 * kS);
+  EXPECT_EQ(sink.acks[1].sender, Side::kClient);
+  EXPECT_EQ(sink.acks[1].latency, 4 * kS);
+  EXPECT_EQ(tracker.inflight(Side::kClient) + tracker.inflight(Side::kBroker), 0u);
+}
+
+TEST_F(TrackerTest, RetransmissionKeepsTheFirstSendTime) {
+  ConnHandle h = openConnected(2, "retry", 60);
+  tracker.onClientPacket(h, kT0 + 1 * kS, publish(1, 9));
+  MqttPacket dup = publish(1, 9);
+  dup.flags |= 0x08;
+  tracker.onClientPacket(h, kT0 + 11 * kS, dup);
+  EXPECT_EQ(tracker.inflight(Side::kClient), 1u);
+  tracker.onBrokerPacket(h, kT0 + 11 * kS + 500, withId(PacketType::kPuback, 9));
+  ASSERT_EQ(sink.acks.size(), 1u);
+  EXPECT_EQ(sink.acks[0].latency, 10 * kS + 500);
+}
+
+TEST_F(TrackerTest, QosZeroAndUnknownAcksAreIgnored) {
+  ConnHandle h = openConnected(2, "q0", 60);
+  tracker.onClientPacket(h, kT0 + kS, publish(0, 0));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 0u);
+  // An ack for a request sent before the capture started.
+  tracker.onBrokerPacket(h, kT0 + 2 * kS, withId(PacketType::kPuback, 42));
+  tracker.onClientPacket(h, kT0 + 2 * kS, withId(PacketType::kPuback, 42));
+  EXPECT_TRUE(sink.acks.empty());
+  EXPECT_EQ(tracker.stats().ack_overflow, 0u);
+}
+
+TEST_F(TrackerTest, OutstandingRequestsAreCappedAndOverflowIsCounted) {
+  ConnHandle h = openConnected(2, "burst", 60);
+  for (uint16_t id = 1; id <= 10; ++id) tracker.onClientPacket(h, kT0 + id * 1000, publish(1, id));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 8u);
+  EXPECT_EQ(tracker.stats().ack_overflow, 2u);
+  // Ids 9 and 10 were not stored: their acks time nothing.
+  tracker.onBrokerPacket(h, kT0 + kS, withId(PacketType::kPuback, 10));
+  EXPECT_TRUE(sink.acks.empty());
+  tracker.onBrokerPacket(h, kT0 + kS, withId(PacketType::kPuback, 1));
+  ASSERT_EQ(sink.acks.size(), 1u);
+  EXPECT_EQ(sink.acks[0].latency, kS - 1000);
+  // The freed slot takes the next request.
+  tracker.onClientPacket(h, kT0 + 2 * kS, publish(2, 11));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 8u);
+  EXPECT_EQ(tracker.stats().ack_overflow, 2u);
+  tracker.onClientPacket(h, kT0 + 2 * kS, withId(PacketType::kSubscribe, 12));
+  EXPECT_EQ(tracker.stats().ack_overflow, 3u);
+}
+
+TEST_F(TrackerTest, GapsAndClosesForgetOutstandingRequests) {
+  ConnHandle a = openConnected(2, "gap", 60);
+  ConnHandle b = openConnected(3, "closes", 60);
+  tracker.onClientPacket(a, kT0 + kS, publish(1, 1));
+  tracker.onBrokerPacket(a, kT0 + kS, publish(2, 1));
+  tracker.onClientPacket(b, kT0 + kS, publish(1, 1));
+  tracker.onClientPacket(b, kT0 + kS, publish(2, 2));
+  EXPECT_EQ(tracker.inflight(Side::kClient), 3u);
+  EXPECT_EQ(tracker.inflight(Side::kBroker), 1u);
+  // The ack may have been in the hole: nothing to time it against afterwards.
+  tracker.onDataMissing(a);
+  EXPECT_EQ(tracker.inflight(Side::kClient), 2u);
+  EXPECT_EQ(tracker.inflight(Side::kBroker), 0u);
+  tracker.onBrokerPacket(a, kT0 + 2 * kS, withId(PacketType::kPuback, 1));
+  EXPECT_TRUE(sink.acks.empty());
+  // Acks still count while the close settles; the rest go with the connection.
+  tracker.onCloseStarted(b, kT0 + 2 * kS, Side::kClient, false);
+  tracker.onBrokerPacket(b, kT0 + 2 * kS + 10, withId(PacketType::kPuback, 1));
+  EXPECT_EQ(sink.acks.size(), 1u);
+  tracker.onClosed(b, ClientTcp::kResponsive);
+  EXPECT_EQ(tracker.inflight(Side::kClient), 0u);
+  // A reused slot starts empty.
+  ConnHandle c = openConnected(4, "fresh", 60, kT0 + 3 * kS);
+  tracker.onBrokerPacket(c, kT0 + 3 * kS, withId(PacketType::kPuback, 2));
+  EXPECT_EQ(sink.acks.size(), 1u);
+}
+
+TEST_F(TrackerTest, SlowAcksUpToHalfAnHourAreExactAndReorderedOnesZero) {
+  ConnHandle h = openConnected(2, "slow", 0);
+  tracker.onClientPacket(h, kT0 + kS, publish(1, 1));
+  tracker.onBrokerPacket(h, kT0 + kS + 1800 * kS + 7, withId(PacketType::kPuback, 1));
+  tracker.onClientPacket(h, kT0 + 3000 * kS, publish(2, 2));
+  tracker.onBrokerPacket(h, kT0 + 3000 * kS - 5, withId(PacketType::kPubrec, 2));  // stamped before it
+  ASSERT_EQ(sink.acks.size(), 2u);
+  EXPECT_EQ(sink.acks[0].latency, 1800 * kS + 7);
+  EXPECT_EQ(sink.acks[1].latency, 0);
+}
+
 }  // namespace
 }  // namespace mqttlive

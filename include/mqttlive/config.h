@@ -23,6 +23,8 @@ enum class ListenerKind : uint8_t { kMqtt = 0, kTls, kWebsocket };
 struct Listener {
   uint16_t port = 1883;
   ListenerKind kind = ListenerKind::kMqtt;
+  bool proxy_protocol = false;     // connections start with a PROXY protocol v1/v2 header
+  uint16_t keepalive_seconds = 0;  // kind tls only: keepalive to assume (0 = infer from record cadence)
 };
 
 struct CaptureConfig {
@@ -38,10 +40,25 @@ struct PerClientConfig {
   bool hash_client_id = false;
 };
 
+// HTTP basic auth on every endpoint but /healthz. Both or neither are set;
+// the password is read from its file at start (never from the YAML, never logged).
+struct BasicAuthConfig {
+  std::string username;       // empty: no authentication
+  std::string password_file;
+};
+
 struct MetricsConfig {
   std::string listen_address = ":9883";
   std::string path = "/metrics";
   PerClientConfig per_client;
+  BasicAuthConfig basic_auth;
+};
+
+// Restart without amnesia (state_file.h): open connections are saved here
+// every 30 s and at shutdown, and restored at start when not older than max_age.
+struct StateConfig {
+  std::string file;                             // empty: disabled
+  Micros max_age = 600 * kMicrosPerSecond;
 };
 
 struct EventsConfig {
@@ -62,13 +79,14 @@ struct Config {
   double enforcement_grace_seconds = 10.0;
   MetricsConfig metrics;
   EventsConfig events;
+  StateConfig state;
 };
 
 // Parses YAML text. `source` names the file in messages. Throws ConfigError
 // like: "mqttlive.yaml:7: keepalive.factor: must be a number >= 1.0, got 'abc'".
 Config parseConfig(const std::string& yaml_text, const std::string& source);
 Config loadConfigFile(const std::string& path);
-// Derives engine.broker_ports from listeners (mqtt kind only for now).
+// Derives engine.broker_ports (every listener) and engine.port_options from listeners.
 void applyListeners(Config& c);
 
 }  // namespace mqttlive

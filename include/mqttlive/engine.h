@@ -10,6 +10,7 @@
 
 #include "mqttlive/events.h"
 #include "mqttlive/flow_table.h"
+#include "mqttlive/flow_transport.h"
 #include "mqttlive/mqtt_decoder.h"
 #include "mqttlive/packet_decoder.h"
 #include "mqttlive/tcp_reassembly.h"
@@ -18,7 +19,12 @@
 namespace mqttlive {
 
 struct EngineConfig {
+  // Every watched broker port (all listener kinds).
   std::vector<uint16_t> broker_ports{1883};
+  // Per-port transport (tls, websocket), PROXY header and TLS keepalive, for
+  // ports in broker_ports. A port without an entry is plain MQTT over TCP.
+  std::vector<PortOptions> port_options;
+  WebSocketLimits websocket;
   TrackerConfig tracker;
   MqttDecoderLimits mqtt;
   uint32_t max_flows = 1u << 20;
@@ -34,9 +40,10 @@ struct EngineConfig {
 enum class EvictReason : uint8_t {
   kTableFull = 0,   // max_flows reached: new flow refused
   kTrackerFull,     // tracker at max_connections
+  kIdleTimeout,     // no packet for idle_flow_timeout and no MQTT session: dropped
   kCount
 };
-const char* toString(EvictReason r);  // "table_full", "tracker_full"
+const char* toString(EvictReason r);  // "table_full", "tracker_full", "idle_timeout"
 
 struct EngineStats {
   uint64_t packets = 0;
@@ -52,6 +59,8 @@ struct EngineStats {
   uint64_t mqtt_packets[2][kPacketTypeCount] = {};
   uint64_t flows_evicted[static_cast<int>(EvictReason::kCount)] = {};
   uint64_t late_segments = 0;          // segment of a flow already closed (ignored)
+  uint64_t restored = 0;               // connections re-created from a state file (restore())
+  TransportStats transport;            // PROXY, WebSocket and TLS stages
   ReassemblyStats reassembly;
 };
 
@@ -69,6 +78,13 @@ class Engine {
   // Capture drops were reported: verdicts on every open connection become uncertain.
   void onCaptureDrops(uint64_t dropped);
   void reconfigure(const EngineConfig& cfg);
+  // Restart without amnesia (state_file.h): re-creates a connection saved
+  // before a restart. Its flow waits in midstream mode for the connection's
+  // next packet, which is then judged against the restored keepalive instead
+  // of starting blind. Until an MQTT packet arrives it counts as idle for
+  // idle_flow_timeout (a connection that ended while we were down). False when
+  // the broker port is not watched, the flow exists, or a limit is reached.
+  bool restore(const ConnectionInfo& saved, Micros now);
 
   const EngineStats& stats() const { return stats_; }
   const SessionTracker& tracker() const { return tracker_; }

@@ -37,6 +37,9 @@ class EventFanout : public EventSink {
   void onEnforcementDelay(Micros delay) override {
     for (size_t i = 0; i < size_; ++i) sinks_[i]->onEnforcementDelay(delay);
   }
+  void onAckLatency(AckKind kind, Side sender, Micros latency) override {
+    for (size_t i = 0; i < size_; ++i) sinks_[i]->onAckLatency(kind, sender, latency);
+  }
 
  private:
   // Fixed array: no allocation, and the engine's hot path stays a tight loop.

@@ -39,8 +39,23 @@ const char* toString(CloseReason r);  // "graceful_disconnect", ...
 enum class ClientTcp : uint8_t { kUnknown = 0, kResponsive, kUnresponsive };
 const char* toString(ClientTcp c);  // "unknown", "responsive", "unresponsive"
 
-enum class KeepaliveSource : uint8_t { kUnknown = 0, kConnect, kServerKeepalive, kInferred };
-const char* toString(KeepaliveSource s);  // null-ish "unknown", "connect", "server_keepalive", "inferred"
+enum class KeepaliveSource : uint8_t { kUnknown = 0, kConnect, kServerKeepalive, kInferred, kConfigured };
+// null-ish "unknown", "connect", "server_keepalive", "inferred", "configured" (TLS listener keepalive_seconds)
+const char* toString(KeepaliveSource s);
+
+// What carries MQTT on a connection (the listener kind of its broker port).
+// kTls: MQTT is encrypted; verdicts come from TLS record timing (inferred).
+enum class Transport : uint8_t { kTcp = 0, kTls, kWebsocket, kCount };
+const char* toString(Transport t);  // "tcp", "tls", "websocket"
+
+// Round trips the tracker times besides PINGREQ -> PINGRESP (metrics:
+// mqttlive_publish_ack_seconds{qos,direction}, mqttlive_subscribe_ack_seconds).
+enum class AckKind : uint8_t {
+  kPublishQos1 = 0,    // PUBLISH QoS 1 -> PUBACK
+  kPublishQos2,        // PUBLISH QoS 2 -> PUBREC
+  kSubscribe,          // SUBSCRIBE -> SUBACK
+  kCount
+};
 
 // Liveness state of an open connection (metrics: mqttlive_connections{state}).
 enum class ConnState : uint8_t {
@@ -83,6 +98,10 @@ struct ConnectionInfo {
   bool uncertain = false;             // data was missing (gap/capture drop) while judged
   // Ping round trip bookkeeping (PINGREQ -> PINGRESP).
   Micros ping_sent_at = 0;
+  Transport transport = Transport::kTcp;
+  // The real client address from a PROXY protocol header (listener proxy_protocol).
+  bool client_real_known = false;
+  Endpoint client_real;
 };
 
 struct Event {
@@ -111,6 +130,9 @@ class EventSink {
   // Broker close time minus deadline (negative = early). Only for closes judged
   // broker_close_keepalive on connections that had a deadline.
   virtual void onEnforcementDelay(Micros /*delay*/) {}
+  // Request -> acknowledgement round trip as seen at the capture point.
+  // `sender` sent the request (PUBLISH/SUBSCRIBE); the other side acked it.
+  virtual void onAckLatency(AckKind /*kind*/, Side /*sender*/, Micros /*latency*/) {}
 };
 
 }  // namespace mqttlive

@@ -27,6 +27,11 @@ struct HttpServerOptions {
   std::string listen_address = ":9883";
   std::string metrics_path = "/metrics";
   int num_threads = 2;
+  // HTTP basic auth for every endpoint except /healthz (liveness probes stay
+  // open). Empty username: no authentication. The password comes from a file
+  // (loadPasswordFile) and is never logged.
+  std::string auth_username;
+  std::string auth_password;
 };
 
 class HttpServer {
@@ -47,11 +52,20 @@ class HttpServer {
 
   // The body served at /connections (see formatSuspectConnections()).
   void publishConnections(std::string json);
+  // The body served at /api/summary (see formatSummary()), read by /status.
+  void publishSummary(std::string json);
 
   // ":9883" -> "9883", "127.0.0.1:9883" -> same, "[::1]:9883" -> same: the
   // civetweb listening_ports syntax. False with `error` set for anything
   // else (host names, missing or out-of-range port, lists).
   static bool toListeningPorts(const std::string& listen_address, std::string& out, std::string& error);
+
+  // The password in `path`: its whole content less one trailing newline.
+  // False with `error` (naming the path, never the content) when unreadable or empty.
+  static bool loadPasswordFile(const std::string& path, std::string& password, std::string& error);
+  // Whether an Authorization header value carries these basic credentials.
+  // The comparison takes the same time wherever the first difference is.
+  static bool checkBasicAuth(const char* authorization, const std::string& username, const std::string& password);
 
  private:
   static int handle(mg_connection* conn, void* self);
@@ -67,6 +81,7 @@ class HttpServer {
   std::mutex mu_;
   // Readers take a reference and copy nothing under the lock.
   std::shared_ptr<const std::string> connections_json_;
+  std::shared_ptr<const std::string> summary_json_ = std::make_shared<const std::string>("{\"now\":null}");
 };
 
 }  // namespace mqttlive

@@ -16,6 +16,7 @@
 #include "mqttlive/config.h"
 #include "mqttlive/engine.h"
 #include "mqttlive/events.h"
+#include "mqttlive/flap_detector.h"
 #include "mqttlive/tracker.h"
 
 namespace prometheus {
@@ -37,6 +38,21 @@ class Metrics : public EventSink {
   void onEvent(const Event& e) override;
   void onPingRtt(Micros rtt) override;
   void onEnforcementDelay(Micros delay) override;
+  void onAckLatency(AckKind kind, Side sender, Micros latency) override;
+
+  // Storm / flapping / idle-timeout gauges from the FlapDetector (engine thread).
+  void updateFlap(const FlapStatus& status);
+
+  // Estimated quantiles of one latency histogram since start (the
+  // histogram_quantile() rule: linear within the bucket). name: "ping_rtt",
+  // "publish_ack_qos1_client", ..._broker, "publish_ack_qos2_client",
+  // ..._broker, "subscribe_ack". Engine thread.
+  struct LatencyQuantiles {
+    std::string name;
+    uint64_t count = 0;
+    double p50 = 0, p90 = 0, p99 = 0;  // seconds; 0 when count is 0
+  };
+  std::vector<LatencyQuantiles> latencyQuantiles() const;
 
   // Periodic refresh from the engine thread (every 100 ms - 1 s): gauges from
   // the engine and tracker, counters advanced to the engine's cumulative stats.

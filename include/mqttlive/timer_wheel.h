@@ -14,12 +14,12 @@ namespace mqttlive {
 class TimerWheel {
  public:
   static constexpr uint32_t kNone = 0xffffffffu;
-  // granularity: bucket width in microseconds; buckets: a power of two.
+  // granularity: bucket width in microseconds; buckets: a power of two, at most 2^30.
   explicit TimerWheel(Micros granularity = 1 << 16, uint32_t buckets = 4096);
 
   void arm(uint32_t id, Micros deadline);   // re-arming moves the entry
   void cancel(uint32_t id);
-  bool armed(uint32_t id) const { return id < nodes_.size() && nodes_[id].bucket != kNone; }
+  bool armed(uint32_t id) const { return id < nodes_.size() && nodes_[id].prev != kNone; }
   Micros deadlineOf(uint32_t id) const { return nodes_[id].deadline; }
 
   // Collects ids with deadline <= now into `due` (cancelled from the wheel),
@@ -29,11 +29,17 @@ class TimerWheel {
   size_t memoryBytes() const { return heads_.capacity() * sizeof(uint32_t) + nodes_.capacity() * sizeof(Node); }
 
  private:
+  // 16 bytes per entry: the first node of a bucket's list keeps the bucket in
+  // `prev` (kHead | bucket), so no separate bucket field is needed.
+  // prev == kNone: not armed.
+  static constexpr uint32_t kHead = 0x80000000u;
   struct Node {
     Micros deadline = 0;
-    uint32_t prev = kNone, next = kNone, bucket = kNone;
+    uint32_t prev = kNone, next = kNone;
   };
   void unlink(uint32_t id);
+  void detach(uint32_t id);                 // unlink without counting
+  void link(uint32_t id, uint32_t bucket);  // push on a bucket's list
   void ensure(uint32_t id);
 
   Micros granularity_;
@@ -42,6 +48,15 @@ class TimerWheel {
   std::vector<Node> nodes_;
   Micros cursor_ = -1;  // last bucket index (time / granularity) processed
   size_t count_ = 0;
+  // The bucket of the current tick is walked by every advance() within that
+  // tick; what is left in it after a walk (later this tick, or laps ahead)
+  // is not due before partial_min_, so the next walks are skipped until then.
+  Micros partial_tick_ = -1;
+  Micros partial_min_ = 0;
+  // advance(now) with now below this has nothing to do: still in the tick of
+  // the last walk and before every armed deadline in its bucket. Called for
+  // every captured packet, so this is the common case.
+  Micros quiet_until_ = INT64_MIN;
 };
 
 }  // namespace mqttlive

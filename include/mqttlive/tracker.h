@@ -35,6 +35,9 @@ struct TrackerStats {
   uint64_t connect_refused = 0;
   uint64_t refused_by_code[256] = {};
   uint64_t rejected_full = 0;         // open() refused: max_connections reached
+  // PUBLISH QoS 1/2 or SUBSCRIBE not timed: the connection already had
+  // Outstanding::kSlots requests of that side awaiting their acknowledgement.
+  uint64_t ack_overflow = 0;
 };
 
 class SessionTracker {
@@ -51,6 +54,21 @@ class SessionTracker {
   // verdicts about it are marked uncertain.
   void onDataMissing(ConnHandle h);
 
+  // --- transports other than plain MQTT over TCP (see flow_transport.h) ---
+  // Right after open(): what carries MQTT, and for TLS listeners with a
+  // configured keepalive (0 = none) the keepalive to judge by ("configured").
+  void setTransport(ConnHandle h, Transport t, uint16_t configured_keepalive = 0);
+  // The real client address from a PROXY protocol header.
+  void setClientReal(ConnHandle h, const Endpoint& real);
+  // What the engine sees on TLS instead of MQTT packets: any client record is
+  // activity; a ping-like one (small, after >= 1 s of silence) feeds keepalive
+  // inference like a PINGREQ; a close-notify is the TLS equivalent of DISCONNECT.
+  enum class ClientActivity : uint8_t { kRecord, kPingLike, kCloseNotify };
+  void onClientActivity(ConnHandle h, Micros ts, ClientActivity a);
+  // TLS handshake over (application data both ways): emits `connected`
+  // (client_id null), or `midstream` for a connection picked up midstream.
+  void onTransportEstablished(ConnHandle h, Micros ts);
+
   // First FIN or RST of either side: the keepalive clock stops.
   void onCloseStarted(ConnHandle h, Micros ts, Side side, bool rst);
   // The close is settled (both FINs, a RST, or the settle window passed):
@@ -62,6 +80,19 @@ class SessionTracker {
   // End of an offline capture: one open_at_end per connection still open.
   void finish(Micros end_ts);
 
+  // --- hardening: idle-flow eviction and restart without amnesia ---
+  // Forgets a connection without any event (the engine evicts a flow that
+  // never carried MQTT, or a restored one that never showed up again).
+  void discard(ConnHandle h);
+  // Re-creates a connection saved before a restart (state_file.h) as it was:
+  // client id (indexed for takeovers), keepalive and its source, last activity,
+  // state. Packets went unwatched meanwhile, so it is marked uncertain until
+  // fresh activity. An expired connection stays expired (no second
+  // keepalive_expired); otherwise the deadline is re-armed from last_activity
+  // and fires with its exact time even when that lies before `now`.
+  // kNoConn when at capacity (counted in stats().rejected_full).
+  ConnHandle restore(const ConnectionInfo& saved);
+
   // Config reload (SIGHUP): factor and thresholds apply to future deadlines.
   void reconfigure(const TrackerConfig& cfg);
 
@@ -70,6 +101,9 @@ class SessionTracker {
   // Open connections by state (index = ConnState).
   const uint64_t* stateCounts() const { return state_counts_; }
   const TrackerStats& stats() const { return stats_; }
+  // QoS 1/2 PUBLISHes sent by `sender` and not yet acknowledged (PUBACK /
+  // PUBREC), over all open connections. Only tracked ones (see ack_overflow).
+  uint64_t inflight(Side sender) const { return inflight_[static_cast<int>(sender)]; }
   // Calls fn(const ConnectionInfo&) for every open connection.
   template <class Fn>
   void forEachOpen(Fn&& fn) const {
@@ -80,18 +114,33 @@ class SessionTracker {
   size_t memoryBytes() const;
 
  private:
+  // Up to kSlots requests (PUBLISH QoS 1/2, SUBSCRIBE) of one side awaiting
+  // their acknowledgement, keyed by packet id (one id space per sending side).
+  struct Outstanding {
+    static constexpr int kSlots = 8;
+    // Low 32 bits of the send time: round trips up to 35 minutes come out
+    // exact, and a slot costs 7 bytes instead of 11.
+    uint32_t sent[kSlots] = {};
+    uint16_t id[kSlots] = {};
+    AckKind kind[kSlots] = {};
+    uint8_t used = 0;  // bit i: slot i holds a request
+  };
+  // Flags grouped after the 8-byte fields: no padding holes (memory bench).
   struct Slot {
     ConnectionInfo info;
-    bool in_use = false;
     // PINGREQ cadence for keepalive inference on midstream connections.
     Micros last_ping = 0;
     Micros ping_interval = 0;
-    bool seen_mqtt = false;           // first MQTT packet decides "midstream"
     // Close bookkeeping between onCloseStarted and onClosed.
+    Micros close_ts = 0;
+    bool in_use = false;
+    bool seen_mqtt = false;           // first MQTT packet decides "midstream"
     bool closing = false;
     bool close_rst = false;
     Side close_side = Side::kClient;
-    Micros close_ts = 0;
+    // Requests awaiting their acknowledgement, [sending side]. Fixed arrays:
+    // timing round trips allocates nothing.
+    Outstanding outstanding[2];
   };
   void setState(Slot& s, ConnState st);
   void rearm(ConnHandle h, Slot& s);
@@ -102,6 +151,9 @@ class SessionTracker {
   void inferFromPing(ConnHandle h, Slot& s, Micros ts);
   void firstPacket(Slot& s, Micros ts, bool is_connect);
   void unindexClientId(ConnHandle h, Slot& s);
+  void request(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts);
+  void acknowledge(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts);
+  void clearOutstanding(Slot& s);
 
   TrackerConfig cfg_;
   EventSink& sink_;
@@ -109,11 +161,34 @@ class SessionTracker {
   std::vector<ConnHandle> free_;
   TimerWheel wheel_;
   std::vector<uint32_t> due_;
-  // client id -> connection currently holding it (takeover detection).
-  std::unordered_map<std::string, ConnHandle> by_client_id_;
+  // client id -> connection currently holding it (takeover detection). Open
+  // addressing over handles: the ids themselves are the slots' client_id, so
+  // an entry costs 8 bytes instead of a hash node with a second copy of the id.
+  class ClientIdIndex {
+   public:
+    ConnHandle find(std::string_view id, const std::vector<Slot>& slots) const;
+    // id -> h; returns the connection that held id before (kNoConn if none).
+    ConnHandle assign(std::string_view id, ConnHandle h, const std::vector<Slot>& slots);
+    // Removes id only while h holds it.
+    void erase(std::string_view id, ConnHandle h, const std::vector<Slot>& slots);
+    size_t size() const { return size_; }
+    size_t memoryBytes() const { return buckets_.capacity() * sizeof(Bucket); }
+
+   private:
+    struct Bucket {
+      ConnHandle handle = kNoConn;
+      uint32_t tag = 0;  // upper hash bits; the home bucket is tag & mask
+    };
+    size_t probe(std::string_view id, uint32_t tag, const std::vector<Slot>& slots) const;
+    void grow();
+    std::vector<Bucket> buckets_;
+    size_t size_ = 0;
+  };
+  ClientIdIndex by_client_id_;
   size_t open_count_ = 0;
   uint64_t state_counts_[static_cast<int>(ConnState::kCount)] = {};
   TrackerStats stats_;
+  uint64_t inflight_[2] = {};  // [sending side]: outstanding QoS 1/2 PUBLISHes
   Micros now_ = 0;
 };
 

@@ -32,19 +32,27 @@ SCHEMA = {
         "max_buffered_bytes": (int, lambda v: v >= 65536),
         "flow_buffer_bytes": (int, lambda v: 4096 <= v <= 2**32 - 1),
         "max_packet_size": (int, lambda v: 16 <= v <= 2**32 - 1),
+        "idle_flow_timeout_seconds": (NUM, lambda v: 0 <= v <= 1e9),
     },
     "metrics": {
         "listen_address": (str, lambda v: ":" in v),
         "path": (str, lambda v: v.startswith("/")),
         "per_client": (dict, None),
+        "basic_auth": (dict, None),
     },
     "events": {
         "output": (str, lambda v: bool(v)),
         "types": (list, lambda v: set(v) <= EVENTS),
     },
+    "state": {
+        "file": (str, None),
+        "max_age_seconds": (NUM, lambda v: 0 < v <= 1e9),
+    },
 }
+BASIC_AUTH = {"username": (str, lambda v: bool(v) and ":" not in v), "password_file": (str, lambda v: bool(v))}
 PER_CLIENT = {"enabled": (bool, None), "max_series": (int, lambda v: 1 <= v <= 10000), "hash_client_id": (bool, None)}
-LISTENER = {"port": (int, lambda v: 1 <= v <= 65535), "kind": (str, lambda v: v in ("mqtt", "tls", "websocket"))}
+LISTENER = {"port": (int, lambda v: 1 <= v <= 65535), "kind": (str, lambda v: v in ("mqtt", "tls", "websocket")),
+            "proxy_protocol": (bool, None), "keepalive_seconds": (int, lambda v: 1 <= v <= 65535)}
 
 
 def _keys(where, obj, schema, errors):
@@ -87,6 +95,11 @@ def check_config(cfg, where="mqttlive.yaml"):
             _keys(f"{where}.{section}", body, SCHEMA[section], errors)
             if section == "metrics" and isinstance(body, dict) and "per_client" in body:
                 _keys(f"{where}.metrics.per_client", body["per_client"], PER_CLIENT, errors)
+            if section == "metrics" and isinstance(body, dict) and "basic_auth" in body:
+                auth = body["basic_auth"]
+                _keys(f"{where}.metrics.basic_auth", auth, BASIC_AUTH, errors)
+                if isinstance(auth, dict) and ("username" in auth) != ("password_file" in auth):
+                    errors.append(f"{where}.metrics.basic_auth: username and password_file go together")
         else:
             errors.append(f"{where}.{section}: unknown section")
     return errors

@@ -25,6 +25,12 @@ class RecordingSink : public EventSink {
   }
   void onPingRtt(Micros rtt) override { rtts.push_back(rtt); }
   void onEnforcementDelay(Micros d) override { delays.push_back(d); }
+  struct Ack {
+    AckKind kind;
+    Side sender;
+    Micros latency;
+  };
+  void onAckLatency(AckKind kind, Side sender, Micros latency) override { acks.push_back({kind, sender, latency}); }
 
   size_t count(EventType t) const {
     size_t n = 0;
@@ -45,6 +51,7 @@ class RecordingSink : public EventSink {
   std::vector<ClientTcp> client_tcp;
   std::vector<Micros> rtts;
   std::vector<Micros> delays;
+  std::vector<Ack> acks;
 };
 
 }  // namespace mqttlive::testing

@@ -1,0 +1,126 @@
+// mqttlive_memory_bench [N=1000000]: holds N concurrent tracked connections in
+// one Engine and reports what they cost.
+//
+// Each client gets its own address and port (127.1.0.0 upward) and sends a
+// SYN and a CONNECT (client id "sensor-000123", keepalive 60, a third MQTT
+// 5.0); the broker answers with a CONNACK. Frames are built once per client
+// with PcapWriter::buildFrame and fed straight to Engine::onFrame, so nothing
+// but the engine's own state stays resident. Prints VmRSS before and after,
+// bytes per connection by RSS and by the engine's own accounting, and checks
+// that the tracker holds exactly N open connections, all active.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "mqttlive/engine.h"
+#include "mqttlive/flow_table.h"
+#include "mqttlive/mqtt_decoder.h"
+#include "mqttlive/mqtt_encoder.h"
+#include "mqttlive/pcap_writer.h"
+#include "mqttlive/tcp_reassembly.h"
+#include "synth.h"
+
+using namespace mqttlive;
+
+namespace {
+
+class NullSink : public EventSink {
+ public:
+  void onEvent(const Event&) override { ++events; }
+  uint64_t events = 0;
+};
+
+double mb(uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const uint32_t n = argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)) : 1'000'000;
+  if (n == 0 || n > (1u << 23)) {
+    std::fprintf(stderr, "usage: mqttlive_memory_bench [N=1000000] (1..8388608)\n");
+    return 2;
+  }
+  std::printf("sizeof: ConnectionInfo %zu, Endpoint %zu, FlowKey %zu, MqttDecoder %zu, StreamReassembler %zu\n",
+              sizeof(ConnectionInfo), sizeof(Endpoint), sizeof(FlowKey), sizeof(MqttDecoder),
+              sizeof(StreamReassembler));
+
+  NullSink sink;
+  EngineConfig cfg;
+  cfg.broker_ports = {1883};
+  cfg.max_flows = std::max<uint32_t>(cfg.max_flows, n);
+  cfg.tracker.max_connections = std::max<uint32_t>(cfg.tracker.max_connections, n);
+  const uint64_t rss_before = bench::rssBytes();
+  auto engine = std::make_unique<Engine>(cfg, sink);
+  const uint64_t rss_empty = bench::rssBytes();
+
+  const Endpoint broker = bench::v4Endpoint(127, 0, 0, 1, 1883);
+  const Micros t0 = 1'700'000'000LL * kMicrosPerSecond;
+  const auto wall0 = std::chrono::steady_clock::now();
+  uint64_t frames = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const Endpoint client = bench::clientEndpoint(i);
+    const uint32_t cisn = 1000u + i * 7919u, bisn = 5000u + i * 104729u;
+    char id[32];
+    std::snprintf(id, sizeof(id), "sensor-%06u", i);
+    ConnectSpec cs;
+    cs.protocol_level = i % 3 == 0 ? kMqtt5 : kMqtt311;
+    cs.client_id = id;
+    cs.keepalive = 60;
+    ConnackSpec ca;
+    ca.protocol_level = cs.protocol_level;
+    const std::vector<uint8_t> connect = encodeConnect(cs);
+    const std::vector<uint8_t> connack = encodeConnack(ca);
+    const Micros ts = t0 + i;  // 1 us apart: 1M connections open within one second
+    const auto syn = PcapWriter::buildFrame(dlt::kEthernet, client, broker, cisn, 0, tcpflag::kSyn, {});
+    const auto data = PcapWriter::buildFrame(dlt::kEthernet, client, broker, cisn + 1, bisn + 1,
+                                             tcpflag::kPsh | tcpflag::kAck, connect);
+    const auto ack = PcapWriter::buildFrame(dlt::kEthernet, broker, client, bisn + 1,
+                                            cisn + 1 + static_cast<uint32_t>(connect.size()),
+                                            tcpflag::kPsh | tcpflag::kAck, connack);
+    engine->onFrame(ts, dlt::kEthernet, syn);
+    engine->onFrame(ts, dlt::kEthernet, data);
+    engine->onFrame(ts, dlt::kEthernet, ack);
+    frames += 3;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const uint64_t rss_after = bench::rssBytes();
+
+  const SessionTracker& tr = engine->tracker();
+  const size_t open = tr.openCount();
+  const uint64_t active = tr.stateCounts()[static_cast<int>(ConnState::kActive)];
+  const size_t mem = engine->memoryBytes();
+  const size_t tracker_mem = tr.memoryBytes();
+  const uint64_t delta = rss_after - rss_empty;
+
+  std::printf("connections: %u (tracker open %zu, active %llu, flows %zu, events %llu)\n", n, open,
+              static_cast<unsigned long long>(active), engine->openFlows(),
+              static_cast<unsigned long long>(sink.events));
+  std::printf("setup: %llu frames in %.2f s (%.0f frames/s, %.0f connections/s)\n",
+              static_cast<unsigned long long>(frames), secs, static_cast<double>(frames) / secs,
+              static_cast<double>(n) / secs);
+  std::printf("VmRSS: before %.1f MB, empty engine %.1f MB, with %u connections %.1f MB\n", mb(rss_before),
+              mb(rss_empty), n, mb(rss_after));
+  std::printf("RSS per connection:            %.1f bytes\n", static_cast<double>(delta) / n);
+  std::printf("engine.memoryBytes():          %.1f MB (%.1f bytes/connection)\n", mb(mem),
+              static_cast<double>(mem) / n);
+  std::printf("  tracker.memoryBytes():       %.1f MB (%.1f bytes/connection)\n", mb(tracker_mem),
+              static_cast<double>(tracker_mem) / n);
+  std::printf("  flows (table, keys, flows):  %.1f MB (%.1f bytes/connection)\n", mb(mem - tracker_mem),
+              static_cast<double>(mem - tracker_mem) / n);
+
+  bool ok = open == n && active == n;
+  const bool rss_ok = n < 1'000'000 || rss_after <= 400ull * 1024 * 1024;
+  const bool tracker_ok = static_cast<double>(tracker_mem) / n <= 200.0;
+  std::printf("check openCount()==N and all active: %s\n", ok ? "ok" : "FAIL");
+  std::printf("target tracker state <= ~200 bytes/connection: %s\n", tracker_ok ? "ok" : "MISSED");
+  if (n >= 1'000'000) std::printf("target RSS < 400 MB at 1M connections: %s\n", rss_ok ? "ok" : "MISSED");
+
+  // Tear down too, so a leak or a slow destructor shows up here.
+  const auto wall1 = std::chrono::steady_clock::now();
+  engine->finish(t0 + n + kMicrosPerSecond);
+  engine.reset();
+  std::printf("finish + teardown: %.2f s\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - wall1).count());
+  return ok ? 0 : 1;
+}
