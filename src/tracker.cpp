@@ -102,8 +102,10 @@ const ConnectionInfo* SessionTracker::info(ConnHandle h) const {
 
 size_t SessionTracker::memoryBytes() const {
   size_t n = slots_.capacity() * sizeof(Slot) + free_.capacity() * sizeof(ConnHandle) + wheel_.memoryBytes();
-  for (const auto& s : slots_)
+  for (const auto& s : slots_) {
     if (s.in_use && s.info.client_id.capacity() > 15) n += s.info.client_id.capacity() + 1;
+    if (s.outstanding) n += 2 * sizeof(Outstanding);
+  }
   n += by_client_id_.memoryBytes();
   return n;
 }
@@ -351,6 +353,7 @@ void SessionTracker::onBrokerPacket(ConnHandle h, Micros ts, const MqttPacket& p
 }
 
 void SessionTracker::request(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts) {
+  if (!s.outstanding) s.outstanding = std::make_unique<Outstanding[]>(2);
   Outstanding& o = s.outstanding[static_cast<int>(sender)];
   int free_slot = -1;
   for (int i = 0; i < Outstanding::kSlots; ++i) {
@@ -380,6 +383,7 @@ void SessionTracker::request(Slot& s, Side sender, AckKind kind, uint16_t id, Mi
 }
 
 void SessionTracker::acknowledge(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts) {
+  if (!s.outstanding) return;  // nothing was ever requested on this connection
   Outstanding& o = s.outstanding[static_cast<int>(sender)];
   for (int i = 0; i < Outstanding::kSlots; ++i) {
     if ((o.used & (1u << i)) == 0 || o.id[i] != id || o.kind[i] != kind) continue;
@@ -394,6 +398,7 @@ void SessionTracker::acknowledge(Slot& s, Side sender, AckKind kind, uint16_t id
 }
 
 void SessionTracker::clearOutstanding(Slot& s) {
+  if (!s.outstanding) return;
   for (int side = 0; side < 2; ++side) {
     Outstanding& o = s.outstanding[side];
     for (int i = 0; i < Outstanding::kSlots; ++i)

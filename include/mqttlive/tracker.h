@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -138,9 +139,11 @@ class SessionTracker {
     bool closing = false;
     bool close_rst = false;
     Side close_side = Side::kClient;
-    // Requests awaiting their acknowledgement, [sending side]. Fixed arrays:
-    // timing round trips allocates nothing.
-    Outstanding outstanding[2];
+    // Requests awaiting their acknowledgement, [sending side]. Allocated at a
+    // connection's first QoS 1/2 PUBLISH or SUBSCRIBE and kept for its life,
+    // so idle connections (most of a big broker) pay one pointer, and timing
+    // round trips allocates nothing after the first request.
+    std::unique_ptr<Outstanding[]> outstanding;
   };
   void setState(Slot& s, ConnState st);
   void rearm(ConnHandle h, Slot& s);
