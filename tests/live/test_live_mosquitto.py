@@ -13,33 +13,16 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+from live_common import free_port, wait_for  # noqa: E402
 from mqtt_client import Client  # noqa: E402
 
 BIN = sys.argv[1]
 results = []
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def check(name, cond, detail=""):
     results.append((name, bool(cond)))
     print(("ok   " if cond else "FAIL ") + name + ("" if cond else "  -- " + str(detail)), flush=True)
-
-
-def wait_for(pred, timeout, step=0.1):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def scrape(port, path="/metrics"):
