@@ -31,3 +31,15 @@ for svc in mosquitto prometheus; do
     systemctl stop "$svc" || true
   fi
 done
+# The fault lab's second broker (aedes, tests/e2e/aedes) runs on Node.js; its npm
+# dependencies are pinned by package-lock.json and installed once.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+aedes_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/e2e/aedes"
+if [ ! -d "$aedes_dir/node_modules" ]; then
+  (cd "$aedes_dir" && npm ci --no-audit --no-fund)
+fi

@@ -31,15 +31,8 @@ struct Flow {
   // and the highest acknowledgement from the client.
   uint32_t broker_end = 0;
   uint32_t client_ack = 0;
-  bool broker_sent = false;
-  bool client_acked = false;
-  bool fin[2] = {false, false};
-  bool closing = false;
-  bool in_use = false;
   // Idle-flow eviction: flows that have not carried MQTT yet sit on an
   // intrusive list in order of their last packet (Engine::Impl::idle_*).
-  bool mqtt = false;
-  bool idle_linked = false;
   uint32_t idle_prev = kNil;
   uint32_t idle_next = kNil;
   Micros last_seen = 0;
@@ -47,8 +40,17 @@ struct Flow {
   // The first FIN/RST: who sent it, whether it was a RST, and when (data
   // flushed later is not newer than this).
   Micros close_ts = 0;
+  // Byte-sized fields and one-bit flags last: no padding holes, 176 bytes
+  // (memory bench). No code takes the address of a flag.
+  bool fin[2] = {false, false};
   Side close_side = Side::kClient;
-  bool close_rst = false;
+  bool broker_sent : 1 = false;
+  bool client_acked : 1 = false;
+  bool closing : 1 = false;
+  bool in_use : 1 = false;
+  bool mqtt : 1 = false;  // carried MQTT: off the idle list for good
+  bool idle_linked : 1 = false;
+  bool close_rst : 1 = false;
   // PROXY header / WebSocket / TLS stages: only for listeners that need them.
   std::unique_ptr<FlowTransport> xport;
 };

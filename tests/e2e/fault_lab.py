@@ -8,6 +8,8 @@ ml-broker):
     ml-broker:  bridge mlbr0 10.231.0.1/24
                 mosquitto A  10.231.0.1:1883  (MQTT 3.1.1/5, no max_keepalive)
                 mosquitto B  10.231.0.1:1884  (max_keepalive 10: MQTT 5 Server Keep Alive)
+                aedes        10.231.0.1:1885  (a second, independent broker: tests/e2e/aedes,
+                             Node.js; scenarios A1-A4 run against it in parallel with phase A)
                 mqttlive     capturing on mlbr0, metrics 127.0.0.1:9883
                 mqttlive     second instance, 1 MiB capture buffer, metrics 127.0.0.1:9884
                              (only used to provoke capture drops)
@@ -45,6 +47,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CLIENT_PY = os.path.join(HERE, "client.py")
+AEDES_DIR = os.path.join(HERE, "aedes")
 RULES_FILE = os.path.join(REPO, "deploy", "prometheus", "mqttlive-alerts.yml")
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -53,6 +56,7 @@ BRIDGE = "mlbr0"
 BROKER_IP = "10.231.0.1"
 PORT_A = 1883          # main broker
 PORT_B = 1884          # broker with max_keepalive (Server Keep Alive)
+PORT_AEDES = 1885      # aedes, the second broker implementation
 SERVER_KEEPALIVE = 10    # Mosquitto 2.0 refuses max_keepalive < 10
 MAIN_WEB = 9883
 DROPS_WEB = 9884
@@ -73,6 +77,11 @@ HOSTS = {
     "ml-c7": 71, "ml-c7m": 72,                 # 7. broker restart / midstream pickup
     "ml-c8": 81,                               # 8. reconnect storm
     "ml-c9": 91,                               # capture drops burst
+    # aedes (PORT_AEDES)
+    "ml-c10": 101,                             # A1. vanished host (link cut)
+    "ml-c11": 111,                             # A2. hung application (SIGSTOP)
+    "ml-c12a": 121, "ml-c12b": 122,            # A3. takeover
+    "ml-c13": 131,                             # A4. clean DISCONNECT
 }
 OUR_NS = re.compile(r"^ml-(broker|c\d+[a-z]?)$")
 
@@ -470,9 +479,97 @@ def start_mosquitto(name, conf, port):
     return p
 
 
+def start_aedes():
+    p = start("aedes", ["node", os.path.join(AEDES_DIR, "broker.js"), BROKER_IP, str(PORT_AEDES)])
+    if not listening(PORT_AEDES, 15):
+        raise LabError("aedes did not listen on %s:%d" % (BROKER_IP, PORT_AEDES))
+    return p
+
+
+def aedes_scenarios(ev, out):
+    """A1-A4 against aedes, the second broker; runs in a thread alongside phase A.
+
+    Observed differences from Mosquitto 2.0 (aedes 0.51.3 on Node.js):
+    - keepalive enforcement: aedes arms a timer of keepalive x 1500 ms + 1 ms, re-armed
+      on every packet, so it closes 3-51 ms (5 runs) after mqttlive's deadline (last activity +
+      1.5 x keepalive); Mosquitto 2.0 checks keepalives every ~6 s and closes up to ~8 s
+      after it.
+    - after a client's DISCONNECT aedes closes its own side at once, so the first FIN of a
+      graceful close sometimes comes from the broker (1 run in 5 here), not the client.
+    - how it closes: on keepalive timeout and on takeover aedes destroys the socket
+      without sending anything first; the kernel sends a plain FIN (no RST, no MQTT
+      DISCONNECT) - the same as Mosquitto for 3.1.1. The `rst` flag of each close is
+      logged (NOTE lines) rather than asserted beyond what the reason requires.
+    """
+    va, hg = ClientProc("ml-c10"), ClientProc("ml-c11")
+    ta, tb, cd = ClientProc("ml-c12a"), ClientProc("ml-c12b"), ClientProc("ml-c13")
+    con = {"vanish": va.connect("m", "aedes-vanish", K, port=PORT_AEDES),
+           "hung": hg.connect("m", "aedes-hung", K, port=PORT_AEDES)}
+    out.update({k: v["endpoint"] for k, v in con.items()})
+    va.link_down()
+    hg.signal(signal.SIGSTOP)
+
+    # A3. takeover: a second connection with the same client id.
+    t1 = ta.connect("t", "aedes-flap", 30, port=PORT_AEDES)
+    time.sleep(0.3)
+    t2 = tb.connect("t", "aedes-flap", 30, port=PORT_AEDES)
+    eof = ta.call(cmd="wait_eof", name="t", timeout=10)
+    log("A3. aedes closed the taken-over connection; the old client saw DISCONNECT reason %s (None = plain FIN)"
+        % eof.get("disconnect_reason"))
+    t = ev.wait(3, kind="takeover", client=t2["endpoint"])
+    check("A3. aedes takeover: takeover event names the new %s and the previous %s" % (t2["endpoint"], t1["endpoint"]),
+          t and t[0]["client_id"] == "aedes-flap" and t[0]["previous_client"] == t1["endpoint"], brief(t and t[0]))
+    c = ev.wait(5, kind="closed", client=t1["endpoint"])
+    check("A3. aedes takeover: old connection closed broker_close_takeover by broker",
+          c and c[0]["reason"] == "broker_close_takeover" and c[0]["closed_by"] == "broker", brief(c and c[0]))
+    if c:
+        log("NOTE aedes takeover close: rst=%s" % c[0]["rst"])
+
+    # A4. clean DISCONNECT
+    r = cd.connect("c", "aedes-clean", 30, port=PORT_AEDES)
+    cd.call(cmd="disconnect", name="c")
+    c = ev.wait(5, kind="closed", client=r["endpoint"])
+    # aedes closes its side as soon as it reads the DISCONNECT (MQTT-3.14.4: "SHOULD close
+    # the Network Connection if the Client has not already done so"), racing the client's
+    # own close: closed_by is client or broker, whichever FIN is first; the reason is the same.
+    check("A4. aedes clean DISCONNECT: closed graceful_disconnect",
+          c and c[0]["reason"] == "graceful_disconnect" and c[0]["closed_by"] in ("client", "broker"),
+          brief(c and c[0]))
+    if c:
+        log("NOTE aedes clean DISCONNECT: first FIN from the %s" % c[0]["closed_by"])
+    tb.call(cmd="disconnect", name="t")
+    c = ev.wait(5, kind="closed", client=t2["endpoint"])
+    check("A3. aedes: the takeover winner's DISCONNECT is graceful_disconnect",
+          c and c[0]["reason"] == "graceful_disconnect", brief(c and c[0]))
+
+    # A1/A2: expiry at the exact deadline, then aedes's keepalive close.
+    for key, label, tcp in (("vanish", "A1. aedes vanished host", "unresponsive"),
+                            ("hung", "A2. aedes hung app", "responsive")):
+        ep, deadline = con[key]["endpoint"], con[key]["t_sent"] + FACTOR * K
+        e = wait_for(lambda: ev.find(kind="keepalive_expired", client=ep), max(0, deadline - time.time()) + 3, 0.02)
+        if check("%s: keepalive_expired" % label, e, ev.find(client=ep)):
+            e = e[0]
+            check("%s: expiry ts is exactly last_activity + %.1f" % (label, FACTOR * K),
+                  abs(e["ts"] - (e["last_activity"] + FACTOR * K)) < 2e-6, brief(e))
+            check("%s: expiry ts within 0.5 s of the true deadline (client send + %.1f s)" % (label, FACTOR * K),
+                  abs(e["ts"] - deadline) < 0.5, "ts - deadline = %.3f" % (e["ts"] - deadline))
+            lag = e["_arrival"] - deadline
+            check("%s: event written within 0.5 s after the deadline (wall clock)" % label, -0.05 < lag < 0.5,
+                  "arrival - deadline = %.3f s" % lag)
+        c = ev.wait(10, kind="closed", client=ep)
+        check("%s: closed broker_close_keepalive, client_tcp %s, expired, by broker" % (label, tcp),
+              c and c[0]["reason"] == "broker_close_keepalive" and c[0]["client_tcp"] == tcp and c[0]["expired"]
+              and c[0]["closed_by"] == "broker", brief(c and c[0]))
+        if c and e:
+            log("NOTE %s: aedes closed %.3f s after the expiry deadline (mqttlive ts), rst=%s"
+                % (label, c[0]["ts"] - e["ts"], c[0]["rst"]))
+            check("%s: aedes enforces at the deadline (close within 0.5 s of it, not before)" % label,
+                  -0.01 <= c[0]["ts"] - e["ts"] < 0.5, c[0]["ts"] - e["ts"])
+
+
 def main():
     global _pool
-    for tool in ("ip", "mosquitto", "prometheus", "promtool", "ss"):
+    for tool in ("ip", "mosquitto", "prometheus", "promtool", "ss", "node"):
         if shutil.which(tool) is None:
             msg = "required tool '%s' is not installed (scripts/setup.sh installs it)" % tool
             if CI:
@@ -480,6 +577,13 @@ def main():
                 return
             print("SKIP: " + msg)
             return "skip"
+    if not os.path.isdir(os.path.join(AEDES_DIR, "node_modules", "aedes")):
+        msg = "aedes is not installed in %s (scripts/setup.sh runs npm ci there)" % AEDES_DIR
+        if CI:
+            check("prerequisite: aedes", False, msg)
+            return
+        print("SKIP: " + msg)
+        return "skip"
     binary = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else None
     if not binary or not os.access(binary, os.X_OK):
         check("mqttlive binary given and executable", False, sys.argv[1:])
@@ -519,6 +623,7 @@ def main():
     mosq_a = start_mosquitto("mosquitto-a", conf_a, PORT_A)
     start_mosquitto("mosquitto-b", mosquitto_conf("mosquitto-b", PORT_B, "max_keepalive %d\n" % SERVER_KEEPALIVE),
                     PORT_B)
+    start_aedes()
     midc = ClientProc("ml-c7m")
     mid = midc.connect("m", "restart-mid", 3)
     midc.call(cmd="pinger", name="m", interval=2.0, reconnect=True)
@@ -528,10 +633,10 @@ def main():
     events_path = os.path.join(tmp, "events.jsonl")
     cfg = write(os.path.join(tmp, "mqttlive.yaml"),
                 "capture:\n  interfaces: [%s]\n  timeout_ms: 20\n"
-                "listeners:\n  - port: %d\n    kind: mqtt\n  - port: %d\n    kind: mqtt\n"
+                "listeners:\n  - port: %d\n    kind: mqtt\n  - port: %d\n    kind: mqtt\n  - port: %d\n    kind: mqtt\n"
                 "keepalive:\n  factor: %s\n  no_keepalive_idle_seconds: %d\n  close_settle_seconds: %d\n"
                 "metrics:\n  listen_address: \"127.0.0.1:%d\"\nevents:\n  output: %s\n"
-                % (BRIDGE, PORT_A, PORT_B, FACTOR, IDLE, SETTLE, MAIN_WEB, events_path))
+                % (BRIDGE, PORT_A, PORT_B, PORT_AEDES, FACTOR, IDLE, SETTLE, MAIN_WEB, events_path))
     live = start("mqttlive", [binary, "--config.file", cfg])
     ev = EventLog(events_path)
     drops_cfg = write(os.path.join(tmp, "mqttlive-drops.yaml"),
@@ -569,7 +674,16 @@ def main():
     log("prometheus up, quiet point checked")
 
     # ================================================ phase A: hosts vanish
-    log("phase A: vanished hosts, hung app, FIN/RST, keepalive 0, server keepalive")
+    log("phase A: vanished hosts, hung app, FIN/RST, keepalive 0, server keepalive; aedes A1-A4 alongside")
+    aedes_eps, aedes_err = {}, []
+
+    def aedes_thread():
+        try:
+            aedes_scenarios(ev, aedes_eps)
+        except Exception as x:  # noqa: BLE001
+            aedes_err.append("%s: %s" % (type(x).__name__, x))
+    aedes_run = threading.Thread(target=aedes_thread, daemon=True)
+    aedes_run.start()
     names_a = ["ml-c1", "ml-c1b", "ml-c1c", "ml-c2", "ml-c3", "ml-c3b", "ml-c4", "ml-c6"]
     cl = {ns: ClientProc(ns) for ns in names_a}
     spec = {"ml-c1": ("vanish-1", K, 4, PORT_A), "ml-c1b": ("vanish-2", K, 4, PORT_A),
@@ -701,6 +815,9 @@ def main():
             % (e[0]["client_tcp"], e[0]["ts"] - t_zero))
     resolved = wait_for(lambda: not [a for a in active_alerts() if a["labels"]["alertname"] == A_HALF], 15, 0.5)
     check("alert %s resolves after that connection is closed" % A_HALF, resolved, active_alerts())
+
+    aedes_run.join(30)
+    check("aedes scenarios A1-A4 ran to completion", not aedes_run.is_alive() and not aedes_err, aedes_err)
 
     # ================================================ phase B: takeovers, drops
     log("phase B: takeover flapping (3.1.1 x5, 5.0 x2), capture drops")
@@ -855,6 +972,7 @@ def main():
     check("every events line is valid JSON", not ev.bad, ev.bad[:3])
     e = ev.find(kind="keepalive_expired")
     expected_exp = {con[ns]["endpoint"] for ns in ("ml-c1", "ml-c1b", "ml-c1c", "ml-c2", "ml-c6")}
+    expected_exp |= set(aedes_eps.values())
     check("keepalive_expired only for the silent clients", {x["client"] for x in e} == expected_exp,
           [brief(x) for x in e])
     # Metrics agree with the event stream, type by type.
@@ -900,7 +1018,7 @@ def cleanup():
 
 
 def dump_logs():
-    for name in ("mqttlive.log", "mosquitto-a.log", "mosquitto-b.log", "prometheus.log", "events.jsonl"):
+    for name in ("mqttlive.log", "mosquitto-a.log", "mosquitto-b.log", "aedes.log", "prometheus.log", "events.jsonl"):
         path = os.path.join(tmp, name)
         if os.path.exists(path):
             print("---- %s (tail)" % name)
