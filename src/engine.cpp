@@ -207,8 +207,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     Flow& f = flows[idx];
     // Bytes still buffered were sent before the close began: stamp them no later.
     flushStreams(f, f.closing ? std::min(ts, f.close_ts) : ts);
-    const ConnectionInfo* info = engine.tracker_.info(f.conn);
-    if (info != nullptr) engine.tracker_.onClosed(f.conn, clientTcp(f, f.close_side, f.close_rst));
+    if (engine.tracker_.isOpen(f.conn)) engine.tracker_.onClosed(f.conn, clientTcp(f, f.close_side, f.close_rst));
     forget(idx);
   }
 

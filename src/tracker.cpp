@@ -34,7 +34,7 @@ size_t SessionTracker::ClientIdIndex::probe(std::string_view id, uint32_t tag,
   for (size_t i = tag & mask;; i = (i + 1) & mask) {
     const Bucket& b = buckets_[i];
     if (b.handle == kNoConn) return i;
-    if (b.tag == tag && slots[b.handle].info.client_id == id) return i;
+    if (b.tag == tag && slots[b.handle].client_id.view() == id) return i;
   }
 }
 
@@ -92,27 +92,110 @@ void SessionTracker::reconfigure(const TrackerConfig& cfg) {
   // operator sees the new rule take effect without waiting for traffic.
   for (ConnHandle h = 0; h < slots_.size(); ++h) {
     Slot& s = slots_[h];
-    if (s.in_use && !s.closing && s.info.state != ConnState::kExpired) rearm(h, s);
+    if (s.in_use && !s.closing && s.state != ConnState::kExpired) rearm(h, s);
   }
 }
 
+// ---- ClientId ---------------------------------------------------------------
+
+void SessionTracker::ClientId::release() {
+  if (!onHeap()) return;
+  char* p;
+  std::memcpy(&p, b_, sizeof p);
+  delete[] p;
+  b_[15] = 0;
+}
+
+uint32_t SessionTracker::ClientId::heapLen() const {
+  uint32_t n;
+  std::memcpy(&n, b_ + 8, sizeof n);
+  return n;
+}
+
+void SessionTracker::ClientId::assign(std::string_view v) {
+  release();
+  if (v.size() < 16) {
+    std::memcpy(b_, v.data(), v.size());
+    b_[15] = static_cast<unsigned char>(v.size());
+    return;
+  }
+  // Client ids are at most 65535 bytes (MQTT string), so 32 bits hold the length.
+  char* p = new char[v.size()];
+  std::memcpy(p, v.data(), v.size());
+  const auto n = static_cast<uint32_t>(v.size());
+  std::memcpy(b_, &p, sizeof p);
+  std::memcpy(b_ + 8, &n, sizeof n);
+  b_[15] = kOnHeap;
+}
+
+std::string_view SessionTracker::ClientId::view() const {
+  if (!onHeap()) return {reinterpret_cast<const char*>(b_), b_[15]};
+  const char* p;
+  std::memcpy(&p, b_, sizeof p);
+  return {p, heapLen()};
+}
+
+// ---- Slot <-> ConnectionInfo ------------------------------------------------
+
+void SessionTracker::fill(const Slot& s, ConnectionInfo& c) const {
+  static_assert(sizeof(Slot) == 128, "Slot layout: see tracker.h");
+  const std::string_view id = s.client_id.view();
+  c.client_id.assign(id.data(), id.size());
+  c.opened_at = s.opened_at;
+  c.connected_at = s.connected_at;
+  c.last_activity = s.last_activity;
+  c.deadline = s.deadline;
+  c.ping_sent_at = s.ping_sent_at;
+  c.gaps = s.extra ? s.extra->gaps : 0;
+  c.client = s.client;
+  c.broker = s.broker;
+  c.client_real = s.extra ? s.extra->client_real : Endpoint{};
+  c.keepalive_requested = s.keepalive_requested;
+  c.keepalive = s.keepalive;
+  c.client_id_known = s.client_id_known;
+  c.midstream = s.midstream;
+  c.protocol_level = s.protocol_level;
+  c.keepalive_requested_known = s.keepalive_requested_known;
+  c.keepalive_known = s.keepalive_known;
+  c.keepalive_source = s.keepalive_source;
+  c.clean_start = s.clean_start;
+  c.will = s.will;
+  c.username_present = s.username_present;
+  c.connected = s.connected;
+  c.client_disconnect = s.client_disconnect;
+  c.broker_disconnect = s.broker_disconnect;
+  c.broker_disconnect_reason = s.broker_disconnect_reason;
+  c.taken_over = s.taken_over;
+  c.state = s.state;
+  c.uncertain = s.uncertain;
+  c.transport = s.transport;
+  c.client_real_known = s.client_real_known;
+}
+
+SessionTracker::Extra& SessionTracker::extra(Slot& s) {
+  if (!s.extra) s.extra = std::make_unique<Extra>();
+  return *s.extra;
+}
+
 const ConnectionInfo* SessionTracker::info(ConnHandle h) const {
-  return h < slots_.size() && slots_[h].in_use ? &slots_[h].info : nullptr;
+  if (h >= slots_.size() || !slots_[h].in_use) return nullptr;
+  fill(slots_[h], snap_[2]);
+  return &snap_[2];
 }
 
 size_t SessionTracker::memoryBytes() const {
   size_t n = slots_.capacity() * sizeof(Slot) + free_.capacity() * sizeof(ConnHandle) + wheel_.memoryBytes();
   for (const auto& s : slots_) {
-    if (s.in_use && s.info.client_id.capacity() > 15) n += s.info.client_id.capacity() + 1;
-    if (s.outstanding) n += 2 * sizeof(Outstanding);
+    n += s.client_id.heapBytes();
+    if (s.extra) n += sizeof(Extra);
   }
   n += by_client_id_.memoryBytes();
   return n;
 }
 
 void SessionTracker::setState(Slot& s, ConnState st) {
-  --state_counts_[static_cast<int>(s.info.state)];
-  s.info.state = st;
+  --state_counts_[static_cast<int>(s.state)];
+  s.state = st;
   ++state_counts_[static_cast<int>(st)];
 }
 
@@ -132,27 +215,28 @@ ConnHandle SessionTracker::open(Micros ts, const Endpoint& client, const Endpoin
   Slot& s = slots_[h];
   s = Slot{};
   s.in_use = true;
-  s.info.client = client;
-  s.info.broker = broker;
-  s.info.opened_at = ts;
-  s.info.last_activity = ts;
-  s.info.midstream = midstream;
+  s.client = client;
+  s.broker = broker;
+  s.opened_at = ts;
+  s.last_activity = ts;
+  s.midstream = midstream;
   ++state_counts_[static_cast<int>(ConnState::kConnecting)];
   ++open_count_;
   ++stats_.opened;
   return h;
 }
 
-void SessionTracker::emit(EventType t, Micros ts, const ConnectionInfo& c) {
+void SessionTracker::emit(EventType t, Micros ts, const Slot& s) {
+  fill(s, snap_[0]);
   Event e;
   e.type = t;
   e.ts = ts;
-  e.conn = &c;
+  e.conn = &snap_[0];
   sink_.onEvent(e);
 }
 
 void SessionTracker::rearm(ConnHandle h, Slot& s) {
-  const ConnectionInfo& c = s.info;
+  const Slot& c = s;
   if (!c.keepalive_known) {
     wheel_.cancel(h);
     return;
@@ -161,43 +245,43 @@ void SessionTracker::rearm(ConnHandle h, Slot& s) {
     // Same value as std::llround for this positive product (exact below 2^52),
     // without the libm call on every client packet.
     auto span = static_cast<Micros>(cfg_.keepalive_factor * c.keepalive * 1e6 + 0.5);
-    s.info.deadline = c.last_activity + span;
-    wheel_.arm(h, s.info.deadline);
+    s.deadline = c.last_activity + span;
+    wheel_.arm(h, s.deadline);
   } else {
-    s.info.deadline = 0;
+    s.deadline = 0;
     wheel_.arm(h, c.last_activity + cfg_.no_keepalive_idle);
   }
 }
 
 void SessionTracker::activity(ConnHandle h, Slot& s, Micros ts) {
-  s.info.last_activity = ts;
+  s.last_activity = ts;
   // Silence seen after a loss may be the loss; silence after fresh activity is real.
-  s.info.uncertain = false;
+  s.uncertain = false;
   if (s.closing) return;
-  if (s.info.state == ConnState::kExpired || s.info.state == ConnState::kNoKeepaliveIdle)
-    setState(s, s.info.connected || s.info.midstream ? ConnState::kActive : ConnState::kConnecting);
+  if (s.state == ConnState::kExpired || s.state == ConnState::kNoKeepaliveIdle)
+    setState(s, s.connected || s.midstream ? ConnState::kActive : ConnState::kConnecting);
   rearm(h, s);
 }
 
 void SessionTracker::firstPacket(Slot& s, Micros ts, bool is_connect) {
   if (s.seen_mqtt) return;
   s.seen_mqtt = true;
-  s.info.midstream = !is_connect;
-  if (s.info.midstream) {
+  s.midstream = !is_connect;
+  if (s.midstream) {
     // MQTT traffic past CONNECT means the session is established, even though
     // we never saw it start.
-    if (s.info.state == ConnState::kConnecting) setState(s, ConnState::kActive);
-    emit(EventType::kMidstream, ts, s.info);
+    if (s.state == ConnState::kConnecting) setState(s, ConnState::kActive);
+    emit(EventType::kMidstream, ts, s);
   }
 }
 
 void SessionTracker::unindexClientId(ConnHandle h, Slot& s) {
-  if (!s.info.client_id_known || s.info.client_id.empty()) return;
-  by_client_id_.erase(s.info.client_id, h, slots_);
+  if (!s.client_id_known || s.client_id.empty()) return;
+  by_client_id_.erase(s.client_id.view(), h, slots_);
 }
 
 void SessionTracker::onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p) {
-  ConnectionInfo& c = s.info;
+  Slot& c = s;
   c.protocol_level = p.protocol_level;
   c.keepalive_requested_known = true;
   c.keepalive_requested = p.keepalive;
@@ -209,19 +293,21 @@ void SessionTracker::onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacke
   c.username_present = p.username_flag;
   if (!p.client_id.empty()) {
     unindexClientId(h, s);
-    c.client_id.assign(p.client_id.data(), p.client_id.size());
+    c.client_id.assign(p.client_id);
     c.client_id_known = true;
-    const ConnHandle prev = by_client_id_.assign(c.client_id, h, slots_);
+    const ConnHandle prev = by_client_id_.assign(c.client_id.view(), h, slots_);
     if (prev != kNoConn && prev != h) {
       Slot& old = slots_[prev];
       if (old.in_use) {
-        old.info.taken_over = true;
+        old.taken_over = true;
         ++stats_.takeovers;
+        fill(c, snap_[0]);
+        fill(old, snap_[1]);
         Event e;
         e.type = EventType::kTakeover;
         e.ts = ts;
-        e.conn = &c;
-        e.previous = &old.info;
+        e.conn = &snap_[0];
+        e.previous = &snap_[1];
         sink_.onEvent(e);
       }
     }
@@ -229,14 +315,15 @@ void SessionTracker::onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacke
 }
 
 void SessionTracker::onConnack(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p) {
-  ConnectionInfo& c = s.info;
+  Slot& c = s;
   if (p.reason_code != 0) {
     ++stats_.connect_refused;
     ++stats_.refused_by_code[p.reason_code];
+    fill(c, snap_[0]);
     Event e;
     e.type = EventType::kConnectRefused;
     e.ts = ts;
-    e.conn = &c;
+    e.conn = &snap_[0];
     e.code = p.reason_code;
     sink_.onEvent(e);
     return;
@@ -250,9 +337,9 @@ void SessionTracker::onConnack(ConnHandle h, Slot& s, Micros ts, const MqttPacke
   }
   if (!p.assigned_client_id.empty()) {
     unindexClientId(h, s);
-    c.client_id.assign(p.assigned_client_id.data(), p.assigned_client_id.size());
+    c.client_id.assign(p.assigned_client_id);
     c.client_id_known = true;
-    by_client_id_.assign(c.client_id, h, slots_);
+    by_client_id_.assign(c.client_id.view(), h, slots_);
   }
   if (!s.closing && c.state == ConnState::kConnecting) setState(s, ConnState::kActive);
   if (!s.closing && c.state != ConnState::kExpired) rearm(h, s);
@@ -260,11 +347,12 @@ void SessionTracker::onConnack(ConnHandle h, Slot& s, Micros ts, const MqttPacke
 }
 
 void SessionTracker::inferFromPing(ConnHandle h, Slot& s, Micros ts) {
-  if (s.last_ping != 0) {
-    Micros iv = ts - s.last_ping;
-    if (s.ping_interval > 0 && std::llabs(iv - s.ping_interval) <= std::max(s.ping_interval / 10, kPingAgreeSlack)) {
-      ConnectionInfo& c = s.info;
-      Micros avg = (iv + s.ping_interval) / 2;
+  Extra& x = extra(s);
+  if (x.last_ping != 0) {
+    Micros iv = ts - x.last_ping;
+    if (x.ping_interval > 0 && std::llabs(iv - x.ping_interval) <= std::max(x.ping_interval / 10, kPingAgreeSlack)) {
+      Slot& c = s;
+      Micros avg = (iv + x.ping_interval) / 2;
       c.keepalive = static_cast<uint16_t>(std::clamp<Micros>((avg + kMicrosPerSecond / 2) / kMicrosPerSecond, 1, 65535));
       c.keepalive_known = true;
       c.keepalive_source = KeepaliveSource::kInferred;
@@ -272,9 +360,9 @@ void SessionTracker::inferFromPing(ConnHandle h, Slot& s, Micros ts) {
       emit(EventType::kKeepaliveLearned, ts, c);
       return;
     }
-    s.ping_interval = iv;
+    x.ping_interval = iv;
   }
-  s.last_ping = ts;
+  x.last_ping = ts;
 }
 
 void SessionTracker::onClientPacket(ConnHandle h, Micros ts, const MqttPacket& p) {
@@ -286,11 +374,11 @@ void SessionTracker::onClientPacket(ConnHandle h, Micros ts, const MqttPacket& p
       onConnect(h, s, ts, p);
       break;
     case PacketType::kPingreq:
-      s.info.ping_sent_at = ts;
-      if (!s.info.keepalive_known) inferFromPing(h, s, ts);
+      s.ping_sent_at = ts;
+      if (!s.keepalive_known) inferFromPing(h, s, ts);
       break;
     case PacketType::kDisconnect:
-      s.info.client_disconnect = true;
+      s.client_disconnect = true;
       break;
     case PacketType::kPublish:
       if (p.has_packet_id && (p.qos == 1 || p.qos == 2))
@@ -309,10 +397,10 @@ void SessionTracker::onClientPacket(ConnHandle h, Micros ts, const MqttPacket& p
     default:
       break;
   }
-  if (p.type != PacketType::kPingreq) s.last_ping = 0, s.ping_interval = 0;
+  if (p.type != PacketType::kPingreq && s.extra) s.extra->last_ping = 0, s.extra->ping_interval = 0;
   activity(h, s, ts);
   // After DISCONNECT the client owes no keepalive: the broker will close.
-  if (s.info.client_disconnect) wheel_.cancel(h);
+  if (s.client_disconnect) wheel_.cancel(h);
 }
 
 void SessionTracker::onBrokerPacket(ConnHandle h, Micros ts, const MqttPacket& p) {
@@ -324,14 +412,14 @@ void SessionTracker::onBrokerPacket(ConnHandle h, Micros ts, const MqttPacket& p
       onConnack(h, s, ts, p);
       break;
     case PacketType::kPingresp:
-      if (s.info.ping_sent_at != 0) {
-        sink_.onPingRtt(ts - s.info.ping_sent_at);
-        s.info.ping_sent_at = 0;
+      if (s.ping_sent_at != 0) {
+        sink_.onPingRtt(ts - s.ping_sent_at);
+        s.ping_sent_at = 0;
       }
       break;
     case PacketType::kDisconnect:
-      s.info.broker_disconnect = true;
-      s.info.broker_disconnect_reason = p.reason_code;
+      s.broker_disconnect = true;
+      s.broker_disconnect_reason = p.reason_code;
       break;
     case PacketType::kPublish:
       if (p.has_packet_id && (p.qos == 1 || p.qos == 2))
@@ -353,8 +441,7 @@ void SessionTracker::onBrokerPacket(ConnHandle h, Micros ts, const MqttPacket& p
 }
 
 void SessionTracker::request(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts) {
-  if (!s.outstanding) s.outstanding = std::make_unique<Outstanding[]>(2);
-  Outstanding& o = s.outstanding[static_cast<int>(sender)];
+  Outstanding& o = extra(s).outstanding[static_cast<int>(sender)];
   int free_slot = -1;
   for (int i = 0; i < Outstanding::kSlots; ++i) {
     if ((o.used & (1u << i)) == 0) {
@@ -383,8 +470,8 @@ void SessionTracker::request(Slot& s, Side sender, AckKind kind, uint16_t id, Mi
 }
 
 void SessionTracker::acknowledge(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts) {
-  if (!s.outstanding) return;  // nothing was ever requested on this connection
-  Outstanding& o = s.outstanding[static_cast<int>(sender)];
+  if (!s.extra) return;  // nothing was ever requested on this connection
+  Outstanding& o = s.extra->outstanding[static_cast<int>(sender)];
   for (int i = 0; i < Outstanding::kSlots; ++i) {
     if ((o.used & (1u << i)) == 0 || o.id[i] != id || o.kind[i] != kind) continue;
     o.used = static_cast<uint8_t>(o.used & ~(1u << i));
@@ -398,9 +485,9 @@ void SessionTracker::acknowledge(Slot& s, Side sender, AckKind kind, uint16_t id
 }
 
 void SessionTracker::clearOutstanding(Slot& s) {
-  if (!s.outstanding) return;
+  if (!s.extra) return;
   for (int side = 0; side < 2; ++side) {
-    Outstanding& o = s.outstanding[side];
+    Outstanding& o = s.extra->outstanding[side];
     for (int i = 0; i < Outstanding::kSlots; ++i)
       if ((o.used & (1u << i)) != 0 && o.kind[i] != AckKind::kSubscribe) --inflight_[side];
     o.used = 0;
@@ -410,19 +497,19 @@ void SessionTracker::clearOutstanding(Slot& s) {
 void SessionTracker::setTransport(ConnHandle h, Transport t, uint16_t configured_keepalive) {
   if (h >= slots_.size() || !slots_[h].in_use) return;
   Slot& s = slots_[h];
-  s.info.transport = t;
+  s.transport = t;
   if (configured_keepalive > 0) {
-    s.info.keepalive_known = true;
-    s.info.keepalive = configured_keepalive;
-    s.info.keepalive_source = KeepaliveSource::kConfigured;
+    s.keepalive_known = true;
+    s.keepalive = configured_keepalive;
+    s.keepalive_source = KeepaliveSource::kConfigured;
     if (!s.closing) rearm(h, s);
   }
 }
 
 void SessionTracker::setClientReal(ConnHandle h, const Endpoint& real) {
   if (h >= slots_.size() || !slots_[h].in_use) return;
-  slots_[h].info.client_real = real;
-  slots_[h].info.client_real_known = true;
+  extra(slots_[h]).client_real = real;
+  slots_[h].client_real_known = true;
 }
 
 void SessionTracker::onClientActivity(ConnHandle h, Micros ts, ClientActivity a) {
@@ -430,18 +517,18 @@ void SessionTracker::onClientActivity(ConnHandle h, Micros ts, ClientActivity a)
   Slot& s = slots_[h];
   if (a == ClientActivity::kCloseNotify) {
     // Like DISCONNECT: the client owes no keepalive any more.
-    s.info.client_disconnect = true;
+    s.client_disconnect = true;
     wheel_.cancel(h);
     return;
   }
-  const bool ping = a == ClientActivity::kPingLike && ts - s.info.last_activity >= kMinPingSilence;
+  const bool ping = a == ClientActivity::kPingLike && ts - s.last_activity >= kMinPingSilence;
   if (ping) {
-    if (!s.info.keepalive_known) inferFromPing(h, s, ts);
-  } else {
-    s.last_ping = 0, s.ping_interval = 0;
+    if (!s.keepalive_known) inferFromPing(h, s, ts);
+  } else if (s.extra) {
+    s.extra->last_ping = 0, s.extra->ping_interval = 0;
   }
   activity(h, s, ts);
-  if (s.info.client_disconnect) wheel_.cancel(h);
+  if (s.client_disconnect) wheel_.cancel(h);
 }
 
 void SessionTracker::onTransportEstablished(ConnHandle h, Micros ts) {
@@ -449,7 +536,7 @@ void SessionTracker::onTransportEstablished(ConnHandle h, Micros ts) {
   Slot& s = slots_[h];
   if (s.seen_mqtt) return;
   s.seen_mqtt = true;
-  ConnectionInfo& c = s.info;
+  Slot& c = s;
   if (c.midstream) {
     if (c.state == ConnState::kConnecting) setState(s, ConnState::kActive);
     emit(EventType::kMidstream, ts, c);
@@ -464,8 +551,8 @@ void SessionTracker::onTransportEstablished(ConnHandle h, Micros ts) {
 
 void SessionTracker::onDataMissing(ConnHandle h) {
   if (h >= slots_.size() || !slots_[h].in_use) return;
-  ++slots_[h].info.gaps;
-  slots_[h].info.uncertain = true;
+  ++extra(slots_[h]).gaps;
+  slots_[h].uncertain = true;
   // The acknowledgements may have been in the hole: forget what was waiting
   // rather than time it against a later ack or count it in flight forever.
   clearOutstanding(slots_[h]);
@@ -480,7 +567,7 @@ void SessionTracker::onCloseStarted(ConnHandle h, Micros ts, Side side, bool rst
   s.close_ts = ts;
   s.close_side = side;
   s.close_rst = rst;
-  s.info.ping_sent_at = 0;
+  s.ping_sent_at = 0;
   wheel_.cancel(h);
   setState(s, ConnState::kClosing);
 }
@@ -488,12 +575,13 @@ void SessionTracker::onCloseStarted(ConnHandle h, Micros ts, Side side, bool rst
 void SessionTracker::onClosed(ConnHandle h, ClientTcp client_tcp) {
   if (h >= slots_.size() || !slots_[h].in_use) return;
   Slot& s = slots_[h];
-  ConnectionInfo& c = s.info;
+  Slot& c = s;
   if (!s.closing) return;
+  fill(s, snap_[0]);
   Event e;
   e.type = EventType::kClosed;
   e.ts = s.close_ts;
-  e.conn = &c;
+  e.conn = &snap_[0];
   e.client_tcp = client_tcp;
   e.closed_by = s.close_side;
   e.rst = s.close_rst;
@@ -525,8 +613,7 @@ void SessionTracker::onClosed(ConnHandle h, ClientTcp client_tcp) {
   clearOutstanding(s);
   wheel_.cancel(h);
   --state_counts_[static_cast<int>(c.state)];
-  s.in_use = false;
-  s.info = ConnectionInfo{};
+  s = Slot{};
   free_.push_back(h);
   --open_count_;
 }
@@ -538,13 +625,12 @@ void SessionTracker::advanceTo(Micros now) {
   for (uint32_t h : due_) {
     Slot& s = slots_[h];
     if (!s.in_use || s.closing) continue;
-    ConnectionInfo& c = s.info;
-    if (c.keepalive_known && c.keepalive > 0) {
-      if (c.state == ConnState::kExpired) continue;
+    if (s.keepalive_known && s.keepalive > 0) {
+      if (s.state == ConnState::kExpired) continue;
       setState(s, ConnState::kExpired);
       ++stats_.keepalive_expired;
-      emit(EventType::kKeepaliveExpired, c.deadline, c);
-    } else if (c.keepalive_known && c.keepalive == 0) {
+      emit(EventType::kKeepaliveExpired, s.deadline, s);
+    } else if (s.keepalive_known && s.keepalive == 0) {
       setState(s, ConnState::kNoKeepaliveIdle);
     }
   }
@@ -556,9 +642,8 @@ void SessionTracker::discard(ConnHandle h) {
   unindexClientId(h, s);
   clearOutstanding(s);
   wheel_.cancel(h);
-  --state_counts_[static_cast<int>(s.info.state)];
-  s.in_use = false;
-  s.info = ConnectionInfo{};
+  --state_counts_[static_cast<int>(s.state)];
+  s = Slot{};
   free_.push_back(h);
   --open_count_;
 }
@@ -567,20 +652,49 @@ ConnHandle SessionTracker::restore(const ConnectionInfo& saved) {
   const ConnHandle h = open(saved.opened_at, saved.client, saved.broker, saved.midstream);
   if (h == kNoConn) return h;
   Slot& s = slots_[h];
-  --state_counts_[static_cast<int>(s.info.state)];
-  s.info = saved;
-  // Open connections are never closing; anything else keeps its liveness state.
-  if (s.info.state == ConnState::kClosing || s.info.state >= ConnState::kCount) s.info.state = ConnState::kActive;
-  ++state_counts_[static_cast<int>(s.info.state)];
-  s.info.uncertain = true;
-  s.info.ping_sent_at = 0;
-  s.info.deadline = 0;
-  s.seen_mqtt = true;  // its first packet after the restart is not a midstream pickup
-  if (s.info.client_id_known && !s.info.client_id.empty()) {
-    by_client_id_.assign(s.info.client_id, h, slots_);
+  --state_counts_[static_cast<int>(s.state)];
+  // Everything ConnectionInfo holds, as fill() reads it back.
+  s.client_id.assign(saved.client_id);
+  s.opened_at = saved.opened_at;
+  s.connected_at = saved.connected_at;
+  s.last_activity = saved.last_activity;
+  s.client = saved.client;
+  s.broker = saved.broker;
+  if (saved.gaps != 0 || saved.client_real_known || !(saved.client_real == Endpoint{})) {
+    extra(s).gaps = saved.gaps;
+    s.extra->client_real = saved.client_real;
   }
-  if (s.info.state == ConnState::kExpired) {
-    s.info.deadline = saved.deadline;  // already reported; /connections still shows it
+  s.keepalive_requested = saved.keepalive_requested;
+  s.keepalive = saved.keepalive;
+  s.client_id_known = saved.client_id_known;
+  s.midstream = saved.midstream;
+  s.protocol_level = saved.protocol_level;
+  s.keepalive_requested_known = saved.keepalive_requested_known;
+  s.keepalive_known = saved.keepalive_known;
+  s.keepalive_source = saved.keepalive_source;
+  s.clean_start = saved.clean_start;
+  s.will = saved.will;
+  s.username_present = saved.username_present;
+  s.connected = saved.connected;
+  s.client_disconnect = saved.client_disconnect;
+  s.broker_disconnect = saved.broker_disconnect;
+  s.broker_disconnect_reason = saved.broker_disconnect_reason;
+  s.taken_over = saved.taken_over;
+  s.state = saved.state;
+  s.transport = saved.transport;
+  s.client_real_known = saved.client_real_known;
+  // Open connections are never closing; anything else keeps its liveness state.
+  if (s.state == ConnState::kClosing || s.state >= ConnState::kCount) s.state = ConnState::kActive;
+  ++state_counts_[static_cast<int>(s.state)];
+  s.uncertain = true;
+  s.ping_sent_at = 0;
+  s.deadline = 0;
+  s.seen_mqtt = true;  // its first packet after the restart is not a midstream pickup
+  if (s.client_id_known && !s.client_id.empty()) {
+    by_client_id_.assign(s.client_id.view(), h, slots_);
+  }
+  if (s.state == ConnState::kExpired) {
+    s.deadline = saved.deadline;  // already reported; /connections still shows it
   } else {
     rearm(h, s);
   }
@@ -590,7 +704,7 @@ ConnHandle SessionTracker::restore(const ConnectionInfo& saved) {
 void SessionTracker::finish(Micros end_ts) {
   advanceTo(end_ts);
   for (auto& s : slots_)
-    if (s.in_use) emit(EventType::kOpenAtEnd, end_ts, s.info);
+    if (s.in_use) emit(EventType::kOpenAtEnd, end_ts, s);
 }
 
 }  // namespace mqttlive

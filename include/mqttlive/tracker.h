@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -97,7 +98,11 @@ class SessionTracker {
   // Config reload (SIGHUP): factor and thresholds apply to future deadlines.
   void reconfigure(const TrackerConfig& cfg);
 
+  // A snapshot of connection h (nullptr when h is not open). Connections are
+  // stored compactly, not as ConnectionInfo: the snapshot lives in the tracker
+  // and stays valid until the next info() call or tracker call.
   const ConnectionInfo* info(ConnHandle h) const;
+  bool isOpen(ConnHandle h) const { return h < slots_.size() && slots_[h].in_use; }
   size_t openCount() const { return open_count_; }
   // Open connections by state (index = ConnState).
   const uint64_t* stateCounts() const { return state_counts_; }
@@ -105,11 +110,23 @@ class SessionTracker {
   // QoS 1/2 PUBLISHes sent by `sender` and not yet acknowledged (PUBACK /
   // PUBREC), over all open connections. Only tracked ones (see ack_overflow).
   uint64_t inflight(Side sender) const { return inflight_[static_cast<int>(sender)]; }
-  // Calls fn(const ConnectionInfo&) for every open connection.
+  // Calls fn(const ConnectionInfo&) for every open connection (a snapshot,
+  // valid during the call).
   template <class Fn>
   void forEachOpen(Fn&& fn) const {
-    for (const auto& s : slots_)
-      if (s.in_use) fn(s.info);
+    ConnectionInfo c;
+    for (const auto& s : slots_) {
+      if (!s.in_use) continue;
+      fill(s, c);
+      fn(static_cast<const ConnectionInfo&>(c));
+    }
+  }
+  // Start fetching connection h's state into the cache (batched frames).
+  void prefetch(ConnHandle h) const {
+    if (h < slots_.size()) {
+      __builtin_prefetch(&slots_[h]);
+      __builtin_prefetch(reinterpret_cast<const char*>(&slots_[h]) + 64);
+    }
   }
   // Bytes of tracker state (slots, index, wheel), for the memory metric.
   size_t memoryBytes() const;
@@ -126,29 +143,92 @@ class SessionTracker {
     AckKind kind[kSlots] = {};
     uint8_t used = 0;  // bit i: slot i holds a request
   };
-  // Flags grouped after the 8-byte fields: no padding holes (memory bench).
-  struct Slot {
-    ConnectionInfo info;
+  // A client id in 16 bytes instead of a 32-byte std::string: up to 15 bytes
+  // inline (typical ids), longer ones in a heap block of their exact size.
+  class ClientId {
+   public:
+    ClientId() { b_[15] = 0; }
+    ClientId(ClientId&& o) noexcept { std::memcpy(b_, o.b_, sizeof b_), o.b_[15] = 0; }
+    ClientId& operator=(ClientId&& o) noexcept {
+      if (this != &o) {
+        release();
+        std::memcpy(b_, o.b_, sizeof b_);
+        o.b_[15] = 0;
+      }
+      return *this;
+    }
+    ~ClientId() { release(); }
+    void assign(std::string_view v);
+    std::string_view view() const;
+    bool empty() const { return b_[15] == 0; }
+    size_t heapBytes() const { return onHeap() ? heapLen() : 0; }
+
+   private:
+    // b_[15]: length when inline (0..15), kOnHeap when b_[0..7] holds the
+    // pointer and b_[8..11] the length.
+    static constexpr unsigned char kOnHeap = 0xff;
+    bool onHeap() const { return b_[15] == kOnHeap; }
+    uint32_t heapLen() const;
+    void release();
+    unsigned char b_[16];
+  };
+  // What few connections need: allocated on first use and kept for the
+  // connection's life, so an idle connection pays one pointer.
+  struct Extra {
+    // Requests awaiting their acknowledgement, [sending side].
+    Outstanding outstanding[2];
     // PINGREQ cadence for keepalive inference on midstream connections.
     Micros last_ping = 0;
     Micros ping_interval = 0;
-    // Close bookkeeping between onCloseStarted and onClosed.
-    Micros close_ts = 0;
-    bool in_use = false;
-    bool seen_mqtt = false;           // first MQTT packet decides "midstream"
-    bool closing = false;
-    bool close_rst = false;
-    Side close_side = Side::kClient;
-    // Requests awaiting their acknowledgement, [sending side]. Allocated at a
-    // connection's first QoS 1/2 PUBLISH or SUBSCRIBE and kept for its life,
-    // so idle connections (most of a big broker) pay one pointer, and timing
-    // round trips allocates nothing after the first request.
-    std::unique_ptr<Outstanding[]> outstanding;
+    Endpoint client_real;             // ConnectionInfo::client_real
+    uint32_t gaps = 0;                // ConnectionInfo::gaps
   };
+  // One connection: the fields of ConnectionInfo (same names; fill() makes
+  // one), laid out for memory: 128 bytes, and what every packet reads is in
+  // the first 64. The flags are one-bit fields; no code takes their address.
+  struct Slot {
+    Micros last_activity = 0;
+    Micros deadline = 0;
+    Micros ping_sent_at = 0;
+    std::unique_ptr<Extra> extra;
+    uint16_t keepalive = 0;
+    uint16_t keepalive_requested = 0;
+    ConnState state = ConnState::kConnecting;
+    KeepaliveSource keepalive_source = KeepaliveSource::kUnknown;
+    uint8_t protocol_level = 0;
+    Transport transport = Transport::kTcp;
+    bool in_use : 1 = false;
+    bool seen_mqtt : 1 = false;       // first MQTT packet decides "midstream"
+    bool closing : 1 = false;         // between onCloseStarted and onClosed
+    bool close_rst : 1 = false;
+    bool keepalive_known : 1 = false;
+    bool keepalive_requested_known : 1 = false;
+    bool client_disconnect : 1 = false;
+    bool connected : 1 = false;
+    bool uncertain : 1 = false;
+    bool midstream : 1 = false;
+    bool client_id_known : 1 = false;
+    bool clean_start : 1 = false;
+    bool will : 1 = false;
+    bool username_present : 1 = false;
+    bool broker_disconnect : 1 = false;
+    bool taken_over : 1 = false;
+    bool client_real_known : 1 = false;
+    Side close_side = Side::kClient;
+    uint8_t broker_disconnect_reason = 0;
+    ClientId client_id;
+    Micros opened_at = 0;
+    Micros connected_at = 0;
+    Micros close_ts = 0;
+    Endpoint client;
+    Endpoint broker;
+  };
+  void fill(const Slot& s, ConnectionInfo& c) const;
+  Extra& extra(Slot& s);
   void setState(Slot& s, ConnState st);
   void rearm(ConnHandle h, Slot& s);
   void activity(ConnHandle h, Slot& s, Micros ts);
-  void emit(EventType t, Micros ts, const ConnectionInfo& c);
+  void emit(EventType t, Micros ts, const Slot& s);
   void onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p);
   void onConnack(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p);
   void inferFromPing(ConnHandle h, Slot& s, Micros ts);
@@ -193,6 +273,9 @@ class SessionTracker {
   TrackerStats stats_;
   uint64_t inflight_[2] = {};  // [sending side]: outstanding QoS 1/2 PUBLISHes
   Micros now_ = 0;
+  // Snapshots handed to sinks and info() callers: [0] the connection, [1] the
+  // previous holder of a taken-over client id, [2] info().
+  mutable ConnectionInfo snap_[3];
 };
 
 }  // namespace mqttlive
