@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config git
-  libpcap-dev libcap-dev prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev
+  libpcap-dev libcap-dev prometheus-cpp-dev libcivetweb-dev libcpp-httplib-dev libssl-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev libspdlog-dev
   mosquitto mosquitto-clients prometheus tshark tcpdump tcpreplay openssl

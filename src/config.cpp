@@ -408,7 +408,25 @@ class Parser {
                     }},
                    {"per_client", [&](auto& x, auto& xw) { parsePerClient(x, xw, m.per_client); }},
                    {"basic_auth", [&](auto& x, auto& xw) { parseBasicAuth(x, xw, m.basic_auth); }},
+                   {"tls", [&](auto& x, auto& xw) { parseTls(x, xw, m.tls); }},
                });
+  }
+
+  // metrics.tls: only the shape here; the files are loaded (and a bad path or
+  // a key that does not match is a start-up error) when the server starts.
+  void parseTls(const YAML::Node& v, const Where& w, TlsConfig& t) const {
+    if (!section(v, w)) return;
+    forEachKey(v, w.key,
+               {
+                   {"cert_file", [&](auto& x, auto& xw) { t.cert_file = string(x, xw, /*non_empty=*/true); }},
+                   {"key_file", [&](auto& x, auto& xw) { t.key_file = string(x, xw, /*non_empty=*/true); }},
+                   {"client_ca_file",
+                    [&](auto& x, auto& xw) { t.client_ca_file = string(x, xw, /*non_empty=*/true); }},
+               });
+    if (t.cert_file.empty() != t.key_file.empty())
+      fail(w, t.cert_file.empty() ? "key_file is set but cert_file is missing"
+                                  : "cert_file is set but key_file is missing");
+    if (!t.client_ca_file.empty() && t.cert_file.empty()) fail(w, "client_ca_file needs cert_file and key_file");
   }
 
   void parseBasicAuth(const YAML::Node& v, const Where& w, BasicAuthConfig& a) const {

@@ -98,26 +98,6 @@ void poke(const sockaddr_storage& addr, socklen_t len) {
   close(fd);
 }
 
-int sendBody(mg_connection* conn, bool head, const char* content_type, const std::string& body) {
-  mg_send_http_ok(conn, content_type, static_cast<long long>(body.size()));
-  if (!head) mg_write(conn, body.data(), body.size());
-  return 200;
-}
-
-// /status and /status.js: static, with a CSP that runs only same-origin scripts.
-int sendStatusAsset(mg_connection* conn, bool head, const char* content_type, std::string_view body) {
-  const std::string csp(statusPageCsp());
-  mg_response_header_start(conn, 200);
-  mg_response_header_add(conn, "Content-Type", content_type, -1);
-  mg_response_header_add(conn, "Content-Length", std::to_string(body.size()).c_str(), -1);
-  mg_response_header_add(conn, "Content-Security-Policy", csp.c_str(), -1);
-  mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
-  mg_response_header_add(conn, "Cache-Control", "no-cache", -1);
-  mg_response_header_send(conn);
-  if (!head) mg_write(conn, body.data(), body.size());
-  return 200;
-}
-
 }  // namespace
 
 // ---- hardening: HTTP basic auth ----
@@ -271,6 +251,13 @@ bool HttpServer::start(std::string& error) {
     error = "metrics path '" + opts_.metrics_path + "' must start with '/'";
     return false;
   }
+  if (tls()) {
+    // "9883" -> all IPv4 interfaces, "127.0.0.1:9883", "[::1]:9883".
+    const size_t colon = ports.rfind(':');
+    std::string host = colon == std::string::npos ? "0.0.0.0" : ports.substr(0, colon);
+    if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+    return startTls(host, error);
+  }
   initCivetweb();
   if (ports.front() == '[' && mg_check_feature(MG_FEATURES_IPV6) == 0) {
     error = "web listen address '" + opts_.listen_address + "': this civetweb build has no IPv6 support";
@@ -350,6 +337,7 @@ bool HttpServer::start(std::string& error) {
 }
 
 void HttpServer::stop() {
+  if (tls_ != nullptr) stopTls();
   if (ctx_ == nullptr) return;
   mg_context* ctx = ctx_;
   ctx_ = nullptr;
@@ -406,49 +394,55 @@ int HttpServer::serve(mg_connection* conn) {
   const std::string uri = ri != nullptr && ri->local_uri != nullptr ? ri->local_uri : "";
   const std::string method = ri != nullptr && ri->request_method != nullptr ? ri->request_method : "";
   const bool head = method == "HEAD";
-  if (method != "GET" && !head) {
-    mg_send_http_error(conn, 405, "%s", "only GET and HEAD");
-    return 405;
+  const HttpReply r = respond(method, uri, mg_get_header(conn, "Authorization"));
+  if (r.status == 404 || r.status == 405) {
+    // civetweb's own error page, as before.
+    mg_send_http_error(conn, r.status, "%s", r.body.c_str());
+    return r.status;
   }
+  mg_response_header_start(conn, r.status);
+  mg_response_header_add(conn, "Content-Type", r.content_type.c_str(), -1);
+  mg_response_header_add(conn, "Content-Length", std::to_string(r.body.size()).c_str(), -1);
+  for (const auto& [name, value] : r.headers) mg_response_header_add(conn, name.c_str(), value.c_str(), -1);
+  mg_response_header_send(conn);
+  if (!head) mg_write(conn, r.body.data(), r.body.size());
+  return r.status;
+}
+
+HttpReply HttpServer::respond(const std::string& method, const std::string& uri, const char* authorization) const {
+  const bool head = method == "HEAD";
+  if (method != "GET" && !head) return {405, "text/plain; charset=utf-8", "only GET and HEAD", {}};
   // Basic auth on everything but /healthz, which liveness probes reach without credentials.
   if (!opts_.auth_username.empty() && uri != "/healthz" &&
-      !checkBasicAuth(mg_get_header(conn, "Authorization"), opts_.auth_username, opts_.auth_password)) {
-    static constexpr char kBody[] = "authentication required\n";
-    mg_response_header_start(conn, 401);
-    mg_response_header_add(conn, "WWW-Authenticate", "Basic realm=\"mqttlive\", charset=\"UTF-8\"", -1);
-    mg_response_header_add(conn, "Content-Type", "text/plain; charset=utf-8", -1);
-    mg_response_header_add(conn, "Content-Length", std::to_string(sizeof kBody - 1).c_str(), -1);
-    mg_response_header_send(conn);
-    if (!head) mg_write(conn, kBody, sizeof kBody - 1);
-    return 401;
+      !checkBasicAuth(authorization, opts_.auth_username, opts_.auth_password)) {
+    return {401, "text/plain; charset=utf-8", "authentication required\n",
+            {{"WWW-Authenticate", "Basic realm=\"mqttlive\", charset=\"UTF-8\""}}};
   }
 
-  if (uri == opts_.metrics_path) {
-    const std::string body = prometheus::TextSerializer().Serialize(registry_->Collect());
-    return sendBody(conn, head, kMetricsContentType, body);
-  }
-  if (uri == "/healthz") return sendBody(conn, head, "text/plain; charset=utf-8", "ok");
-  if (uri == "/connections") {
+  if (uri == opts_.metrics_path)
+    return {200, kMetricsContentType, prometheus::TextSerializer().Serialize(registry_->Collect()), {}};
+  if (uri == "/healthz") return {200, "text/plain; charset=utf-8", "ok", {}};
+  if (uri == "/connections" || uri == "/api/summary") {
     std::shared_ptr<const std::string> body;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      body = connections_json_;
+      body = uri == "/connections" ? connections_json_ : summary_json_;
     }
-    return sendBody(conn, head, "application/json", *body);
+    return {200, "application/json", *body, {}};
   }
-  if (uri == "/api/summary") {
-    std::shared_ptr<const std::string> body;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      body = summary_json_;
-    }
-    return sendBody(conn, head, "application/json", *body);
+  if (uri == "/status" || uri == "/status.js") {
+    // Static, with a CSP that runs only same-origin scripts.
+    const bool page = uri == "/status";
+    return {200,
+            page ? "text/html; charset=utf-8" : "text/javascript; charset=utf-8",
+            std::string(page ? statusPageHtml() : statusPageScript()),
+            {{"Content-Security-Policy", std::string(statusPageCsp())},
+             {"X-Content-Type-Options", "nosniff"},
+             {"Cache-Control", "no-cache"}}};
   }
-  if (uri == "/status") return sendStatusAsset(conn, head, "text/html; charset=utf-8", statusPageHtml());
-  if (uri == "/status.js") return sendStatusAsset(conn, head, "text/javascript; charset=utf-8", statusPageScript());
   if (uri == "/") {
     const std::string m = escapeHtml(opts_.metrics_path);
-    const std::string body =
+    std::string body =
         "<!DOCTYPE html>\n<html><head><title>mqttlive</title></head><body>\n"
         "<h1>mqttlive</h1>\n<p>Passive MQTT connection liveness monitor.</p>\n<ul>\n"
         "<li><a href=\"" +
@@ -458,10 +452,9 @@ int HttpServer::serve(mg_connection* conn) {
         "<li><a href=\"/connections\">/connections</a> &mdash; expired and idle connections (JSON)</li>\n"
         "<li><a href=\"/healthz\">/healthz</a> &mdash; health check</li>\n"
         "</ul>\n</body></html>\n";
-    return sendBody(conn, head, "text/html; charset=utf-8", body);
+    return {200, "text/html; charset=utf-8", std::move(body), {}};
   }
-  mg_send_http_error(conn, 404, "%s", "not found");
-  return 404;
+  return {404, "text/plain; charset=utf-8", "not found", {}};
 }
 
 }  // namespace mqttlive

@@ -173,6 +173,10 @@ int runLive(LiveRunOptions opts) {
     }
     ho.auth_username = cfg.metrics.basic_auth.username;
   }
+  // HTTPS (metrics.tls): certificate and key are read by start(), before privileges drop.
+  ho.tls_cert_file = cfg.metrics.tls.cert_file;
+  ho.tls_key_file = cfg.metrics.tls.key_file;
+  ho.tls_client_ca_file = cfg.metrics.tls.client_ca_file;
   HttpServer http(metrics.registry(), ho);
   std::string err;
   if (!http.start(err)) {
@@ -184,9 +188,9 @@ int runLive(LiveRunOptions opts) {
     return 1;
   }
   metrics.setReloadResult(true, microsToSeconds(wallNow()));
-  spdlog::info("mqttlive {} capturing on {} (filter '{}'), metrics on {}{}", MQTTLIVE_VERSION,
+  spdlog::info("mqttlive {} capturing on {} (filter '{}'), metrics on {}{}{}", MQTTLIVE_VERSION,
                fmt::join(cfg.capture.interfaces, ","), bpfForPorts(cfg.engine.broker_ports),
-               cfg.metrics.listen_address, cfg.metrics.path);
+               cfg.metrics.listen_address, cfg.metrics.path, http.tls() ? " (https)" : "");
 
   struct sigaction sa {};
   sa.sa_handler = onSignal;
@@ -304,6 +308,11 @@ int runLive(LiveRunOptions opts) {
             next.metrics.basic_auth.password_file != cfg.metrics.basic_auth.password_file)
           spdlog::warn("metrics.basic_auth changes need a restart; keeping the running credentials");
         next.metrics.basic_auth = cfg.metrics.basic_auth;
+        if (next.metrics.tls.cert_file != cfg.metrics.tls.cert_file ||
+            next.metrics.tls.key_file != cfg.metrics.tls.key_file ||
+            next.metrics.tls.client_ca_file != cfg.metrics.tls.client_ca_file)
+          spdlog::warn("metrics.tls changes need a restart; keeping the running certificate");
+        next.metrics.tls = cfg.metrics.tls;
         cfg = next;
         engine->reconfigure(cfg.engine);
         writer.setEnabled(cfg.events.types_mask);

@@ -118,6 +118,14 @@ const BadCase kBadCases[] = {
      "bad_max_series_zero.yaml:4: metrics.per_client.max_series: must be between 1 and 10000, got 0"},
     {"bad_per_client_enabled_not_bool.yaml",
      "bad_per_client_enabled_not_bool.yaml:3: metrics.per_client.enabled: expected true or false, got 'yes'"},
+    {"bad_tls_key_without_cert.yaml",
+     "bad_tls_key_without_cert.yaml:2: metrics.tls: key_file is set but cert_file is missing"},
+    {"bad_tls_cert_without_key.yaml",
+     "bad_tls_cert_without_key.yaml:2: metrics.tls: cert_file is set but key_file is missing"},
+    {"bad_tls_client_ca_alone.yaml",
+     "bad_tls_client_ca_alone.yaml:2: metrics.tls: client_ca_file needs cert_file and key_file"},
+    {"bad_tls_unknown_key.yaml", "bad_tls_unknown_key.yaml:5: metrics.tls.cert: unknown key"},
+    {"bad_tls_empty_cert.yaml", "bad_tls_empty_cert.yaml:3: metrics.tls.cert_file: must not be empty"},
     {"bad_event_type.yaml",
      "bad_event_type.yaml:2: events.types[1]: must be one of connected, connect_refused, keepalive_expired, "
      "takeover, closed, open_at_end, midstream, keepalive_learned, summary, got 'disconnected'"},
@@ -459,6 +467,20 @@ TEST(ParseConfig, HardeningKeys) {
             "test.yaml:3: metrics.basic_auth.username: must not contain ':'");
   EXPECT_EQ(errorOf("metrics:\n  basic_auth:\n    password: hunter2\n"),
             "test.yaml:3: metrics.basic_auth.password: unknown key");
+}
+
+// metrics.tls (HTTPS): file names only; the files themselves are loaded, and a
+// bad path or a mismatched key rejected, when the server starts (https_test).
+TEST(ConfigTls, ParsesTheCertificateKeyAndClientCa) {
+  EXPECT_TRUE(parseConfig("", "t").metrics.tls.cert_file.empty());
+  const Config c = parseConfig(
+      "metrics:\n  tls:\n    cert_file: /etc/mqttlive/tls.crt\n    key_file: /etc/mqttlive/tls.key\n"
+      "    client_ca_file: /etc/mqttlive/ca.crt\n",
+      "t");
+  EXPECT_EQ(c.metrics.tls.cert_file, "/etc/mqttlive/tls.crt");
+  EXPECT_EQ(c.metrics.tls.key_file, "/etc/mqttlive/tls.key");
+  EXPECT_EQ(c.metrics.tls.client_ca_file, "/etc/mqttlive/ca.crt");
+  EXPECT_TRUE(parseConfig("metrics:\n  tls:\n", "t").metrics.tls.cert_file.empty());  // all commented out
 }
 
 // The shipped example must load: it is what operators copy.

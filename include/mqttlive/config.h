@@ -47,11 +47,21 @@ struct BasicAuthConfig {
   std::string password_file;
 };
 
+// HTTPS on metrics.listen_address (names as in Prometheus exporter-toolkit's
+// tls_server_config). cert_file and key_file both or neither; client_ca_file
+// (mutual TLS) needs them. The files are read at start, not here.
+struct TlsConfig {
+  std::string cert_file;       // empty: plain HTTP
+  std::string key_file;
+  std::string client_ca_file;  // set: clients must present a certificate it signed
+};
+
 struct MetricsConfig {
   std::string listen_address = ":9883";
   std::string path = "/metrics";
   PerClientConfig per_client;
   BasicAuthConfig basic_auth;
+  TlsConfig tls;
 };
 
 // Restart without amnesia (state_file.h): open connections are saved here

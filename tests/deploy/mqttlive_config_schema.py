@@ -39,6 +39,7 @@ SCHEMA = {
         "path": (str, lambda v: v.startswith("/")),
         "per_client": (dict, None),
         "basic_auth": (dict, None),
+        "tls": (dict, None),
     },
     "events": {
         "output": (str, lambda v: bool(v)),
@@ -49,6 +50,8 @@ SCHEMA = {
         "max_age_seconds": (NUM, lambda v: 0 < v <= 1e9),
     },
 }
+TLS = {"cert_file": (str, lambda v: bool(v)), "key_file": (str, lambda v: bool(v)),
+       "client_ca_file": (str, lambda v: bool(v))}
 BASIC_AUTH = {"username": (str, lambda v: bool(v) and ":" not in v), "password_file": (str, lambda v: bool(v))}
 PER_CLIENT = {"enabled": (bool, None), "max_series": (int, lambda v: 1 <= v <= 10000), "hash_client_id": (bool, None)}
 LISTENER = {"port": (int, lambda v: 1 <= v <= 65535), "kind": (str, lambda v: v in ("mqtt", "tls", "websocket")),
@@ -100,6 +103,11 @@ def check_config(cfg, where="mqttlive.yaml"):
                 _keys(f"{where}.metrics.basic_auth", auth, BASIC_AUTH, errors)
                 if isinstance(auth, dict) and ("username" in auth) != ("password_file" in auth):
                     errors.append(f"{where}.metrics.basic_auth: username and password_file go together")
+            if section == "metrics" and isinstance(body, dict) and body.get("tls") is not None:
+                tls = body["tls"]
+                _keys(f"{where}.metrics.tls", tls, TLS, errors)
+                if isinstance(tls, dict) and ("cert_file" in tls) != ("key_file" in tls):
+                    errors.append(f"{where}.metrics.tls: cert_file and key_file go together")
         else:
             errors.append(f"{where}.{section}: unknown section")
     return errors
