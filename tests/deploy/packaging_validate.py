@@ -21,7 +21,7 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = "/usr/local/bin/mqttlive"
 RUNTIME_LIBS = ["libpcap0.8", "libcap2", "libcivetweb1", "libprometheus-cpp-pull1.0", "libprometheus-cpp-core1.0",
-                "libyaml-cpp0.7", "libfmt9", "libspdlog1.10"]
+                "libcpp-httplib0.11", "libssl3", "libyaml-cpp0.7", "libfmt9", "libspdlog1.10"]
 BASE_IMAGE = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}  # always in debian:12
 TEST_ONLY_DEV = {"libgtest-dev", "libgmock-dev", "libbenchmark-dev"}
 
