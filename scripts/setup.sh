@@ -7,7 +7,7 @@ pkgs=(
   libpcap-dev libcap-dev prometheus-cpp-dev libcivetweb-dev libcpp-httplib-dev libssl-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libfmt-dev libspdlog-dev
-  mosquitto mosquitto-clients prometheus tshark tcpdump tcpreplay openssl
+  mosquitto mosquitto-clients prometheus tshark tcpdump tcpreplay openssl haproxy
   iproute2 iptables libcap2-bin procps psmisc python3 curl jq
   clang libclang-rt-14-dev
   python3-yaml systemd
@@ -26,7 +26,7 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # The Debian packages start their own daemons; tests start private instances instead.
-for svc in mosquitto prometheus; do
+for svc in mosquitto prometheus haproxy; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi
@@ -40,6 +40,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 aedes_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/e2e/aedes"
-if [ ! -d "$aedes_dir/node_modules" ]; then
-  (cd "$aedes_dir" && npm ci --no-audit --no-fund)
+# Again whenever package-lock.json changed since the last install (the stamp is a copy of it).
+if ! cmp -s "$aedes_dir/package-lock.json" "$aedes_dir/node_modules/.mqttlive-installed-lock"; then
+  (cd "$aedes_dir" && npm ci --no-audit --no-fund && cp package-lock.json node_modules/.mqttlive-installed-lock)
 fi

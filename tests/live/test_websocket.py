@@ -7,12 +7,11 @@ Debian's Mosquitto is built without libwebsockets (`protocol websockets` fails
 with "Unable to start any listening sockets"), so the WebSocket listener is
 ws_proxy.py, a small stdlib asyncio proxy in front of Mosquitto's TCP
 listener. If the local Mosquitto does support websockets, it is used directly.
+Kept beside test_aedes_websocket.py (a real WebSocket listener, aedes + ws) for
+what that one cannot show: a broker that sends a Close frame (1001) before its
+FIN when it closes a silent client, and Mosquitto as the broker.
 Usage: test_websocket.py MQTTLIVE_BINARY"""
-import base64
-import hashlib
 import os
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -20,85 +19,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from live_common import Live, free_port, try_call, wait_for, wait_port  # noqa: E402
-from mqtt_client import connect_packet  # noqa: E402
+from ws_client import WsClient  # noqa: E402
 
 BIN = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class WsClient:
-    """MQTT 3.1.1 over a hand-made WebSocket connection."""
-
-    def __init__(self, port, client_id, keepalive):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.local_port = self.sock.getsockname()[1]
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(("GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
-                           % (port, key)).encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(1)
-            if not chunk:
-                raise RuntimeError("upgrade refused: %r" % head)
-            head += chunk
-        want = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-        if not head.startswith(b"HTTP/1.1 101") or want not in head:
-            raise RuntimeError("bad upgrade response: %r" % head)
-        self.send(2, connect_packet(client_id, keepalive))
-        op, ack = self.recv()
-        if op != 2 or ack[:1] != b"\x20":
-            raise RuntimeError("no CONNACK: %r %r" % (op, ack))
-
-    def send(self, opcode, payload):
-        n = len(payload)
-        if n < 126:
-            head = struct.pack(">BB", 0x80 | opcode, 0x80 | n)
-        else:
-            head = struct.pack(">BBH", 0x80 | opcode, 0x80 | 126, n)
-        mask = os.urandom(4)
-        body = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + body)
-
-    def _exact(self, n):
-        out = b""
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise RuntimeError("connection closed")
-            out += chunk
-        return out
-
-    def recv(self):
-        b0, b1 = self._exact(2)
-        n = b1 & 0x7F
-        if n == 126:
-            (n,) = struct.unpack(">H", self._exact(2))
-        elif n == 127:
-            (n,) = struct.unpack(">Q", self._exact(8))
-        return b0 & 0x0F, self._exact(n)
-
-    def mqtt_ping(self):
-        self.send(2, b"\xc0\x00")
-        if self.recv() != (2, b"\xd0\x00"):
-            raise RuntimeError("no PINGRESP")
-
-    def ws_ping(self):
-        self.send(9, b"hb")
-        if self.recv()[0] != 10:
-            raise RuntimeError("no pong")
-
-    def close_frame(self):
-        self.send(8, struct.pack(">H", 1000))
-        try:
-            self.recv()  # the echoed Close
-        except (OSError, RuntimeError):
-            pass
-        self.sock.close()
-
-    def disconnect(self):
-        self.send(2, b"\xe0\x00")
-        self.close_frame()
 
 
 def mosquitto_has_websockets(live):
