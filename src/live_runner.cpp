@@ -280,7 +280,8 @@ int runLive(LiveRunOptions opts) {
     }
     if (now >= next_publish) {
       next_publish = now + 500'000;
-      http.publishConnections(formatSuspectConnections(engine->tracker(), now, 1000, cfg.engine.tracker.no_keepalive_idle));
+      http.publishConnections(formatSuspectConnections(engine->tracker(), now, 1000, cfg.engine.tracker.no_keepalive_idle,
+                                                       cfg.metrics.per_client.hash_client_id));
       http.publishSummary(formatSummary(engine->tracker(), flap, &metrics, now));
     }
     if (now >= next_state_save) {  // hardening: state.file

@@ -727,7 +727,7 @@ std::string Metrics::sanitizeLabelValue(std::string_view s, size_t max_bytes) {
 }
 
 std::string formatSuspectConnections(const SessionTracker& tracker, Micros now, size_t max,
-                                     Micros no_keepalive_idle) {
+                                     Micros no_keepalive_idle, bool hash_client_id) {
   std::string out;
   out.reserve(256);
   out += "{\"now\":";
@@ -748,7 +748,7 @@ std::string formatSuspectConnections(const SessionTracker& tracker, Micros now, 
     appendJsonString(out, formatEndpoint(c.broker));
     out += ",\"client_id\":";
     if (c.client_id_known)
-      appendJsonString(out, c.client_id);
+      appendJsonString(out, hash_client_id ? Metrics::hashClientId(c.client_id) : std::string(c.client_id));
     else
       out += "null";
     out += ",\"state\":";

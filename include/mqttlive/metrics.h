@@ -103,8 +103,11 @@ class Metrics : public EventSink {
 //  "since":ts,"uncertain":bool},...],"truncated":bool}
 // `since` is the keepalive deadline for expired connections and
 // last_activity + no_keepalive_idle for idle ones (the tracker does not keep
-// that threshold, so pass the configured value).
+// that threshold, so pass the configured value). With `hash_client_id`
+// (metrics.per_client.hash_client_id) each client id is replaced by
+// Metrics::hashClientId(), as in the per-client labels and /api/summary.
 std::string formatSuspectConnections(const SessionTracker& tracker, Micros now, size_t max,
-                                     Micros no_keepalive_idle = TrackerConfig{}.no_keepalive_idle);
+                                     Micros no_keepalive_idle = TrackerConfig{}.no_keepalive_idle,
+                                     bool hash_client_id = false);
 
 }  // namespace mqttlive

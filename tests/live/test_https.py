@@ -5,7 +5,11 @@ with openssl; a real Prometheus scrapes it with tls_config.ca_file and
 basic_auth and the target is up. Also: plain HTTP is not served on that port,
 a Prometheus job without the CA cannot scrape it, mutual TLS refuses clients
 without a certificate, and a key that does not match the certificate stops
-mqttlive at start with a clear message and a non-zero exit.
+mqttlive at start with a clear message and a non-zero exit. The first
+instance runs at --log.level debug with per-client metrics hashed, behind a
+stand-in broker that a client CONNECTs to with a password: the password never
+reaches the log, the events, the scrape, /connections or the state file, and
+the raw client id never reaches the log, the scrape or /connections.
 Usage: test_https.py MQTTLIVE_BINARY"""
 import base64
 import json
@@ -15,15 +19,41 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from live_common import Live, free_port, try_call, wait_for, wait_port  # noqa: E402
+from mqtt_client import Client  # noqa: E402
 
 BIN = sys.argv[1]
 PASSWORD = "s3cret-Pa55"
+MQTT_PASSWORD = "Mqtt-Pa55word-9z"
+CLIENT_ID = "serial-7731@plant.example"
+
+
+def stand_in_broker(port, stop):
+    """Accepts connections, answers each CONNECT with CONNACK 0, then stays silent."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    conns = []
+    while not stop.is_set():
+        try:
+            c, _ = srv.accept()
+        except socket.timeout:
+            continue
+        c.recv(4096)
+        c.sendall(b"\x20\x02\x00\x00")
+        conns.append(c)
+    for c in conns:
+        c.close()
+    srv.close()
 
 
 def openssl(live, *args):
@@ -107,7 +137,18 @@ def main():
     os.chmod(live.path("http-password"), 0o600)
     web_port, broker_port = free_port(), free_port()
 
-    live.start_mqttlive(BIN, mqttlive_yaml(live, broker_port), web_port)
+    stop = threading.Event()
+    threading.Thread(target=stand_in_broker, args=(broker_port, stop), daemon=True).start()
+    cfg = live.path("mqttlive.yaml")
+    with open(cfg, "w") as f:
+        f.write(mqttlive_yaml(live, broker_port) +
+                "  per_client:\n    enabled: true\n    hash_client_id: true\n"
+                "state:\n  file: %s\n" % live.path("state.bin"))
+    log_path = live.path("mqttlive.log")
+    live.logs.append(log_path)
+    live.procs.append(subprocess.Popen(
+        [BIN, "--config.file", cfg, "--web.listen-address", "127.0.0.1:%d" % web_port, "--log.level", "debug",
+         "--events.output", live.events_path], stderr=open(log_path, "w")))
     live.check("mqttlive listens on the HTTPS port", wait_port(web_port))
     status, body = try_call(lambda: https_get(web_port, "/metrics", live=live)) or (0, "")
     live.check("GET /metrics over HTTPS, server verified against the CA", status == 200 and
@@ -160,10 +201,35 @@ def main():
                "certificate" in health.get("untrusted", ("", ""))[1], health.get("untrusted"))
     live.check("a plain-HTTP job gets nothing from the HTTPS port (up == 0)",
                wait_for(lambda: up("plain") == 0, 15, 0.5), health.get("plain"))
+
+    # ---- secrets and hashed client ids, live at debug level
+    time.sleep(0.5)  # the capture is open before the HTTP server starts
+    client = try_call(lambda: Client(broker_port, CLIENT_ID, 1, password=MQTT_PASSWORD))
+    live.check("client CONNECTs with a password through the stand-in broker", client is not None)
+    expired = wait_for(lambda: live.find("keepalive_expired"), 10)
+    live.check("mqttlive judged it (keepalive_expired)", expired)
+    hashed = wait_for(lambda: "client_id=" in (try_call(lambda: https_get(web_port, "/metrics", live=live)) or
+                                               (0, ""))[1], 5)
+    scrape = (try_call(lambda: https_get(web_port, "/metrics", live=live)) or (0, ""))[1]
+    conns = wait_for(lambda: (lambda b: b if "client_id" in b and '"client_id":null' not in b else None)(
+        (try_call(lambda: https_get(web_port, "/connections", live=live)) or (0, ""))[1]), 5) or ""
+    live.check("per-client series present, labelled with the hash", hashed and CLIENT_ID not in scrape, scrape[-300:])
+    live.check("/connections lists it by hash, not by id", conns and CLIENT_ID not in conns, conns[:300])
     for p in live.procs:
         p.terminate()
         p.wait(10)
     live.procs.clear()
+    stop.set()
+    log_text = open(log_path, errors="replace").read()
+    events_text = open(live.events_path, errors="replace").read()
+    state = open(live.path("state.bin"), "rb").read() if os.path.exists(live.path("state.bin")) else b""
+    live.check("the debug log was written", "debug" in log_text or "[D]" in log_text or len(log_text) > 0, log_text[:200])
+    live.check("events keep the client id (the event contract)", CLIENT_ID in events_text)
+    live.check("the raw client id is not in the debug log", CLIENT_ID not in log_text, log_text[-500:])
+    live.check("state file written and holds no password", state and MQTT_PASSWORD.encode() not in state, len(state))
+    for where, text in (("log", log_text), ("events", events_text), ("scrape", scrape), ("/connections", conns)):
+        live.check("the MQTT password is not in the %s" % where, MQTT_PASSWORD not in text)
+        live.check("the HTTP password is not in the %s" % where, PASSWORD not in text)
 
     # ---- mutual TLS: a client certificate signed by the CA is required
     web2 = free_port()
