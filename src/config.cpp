@@ -110,6 +110,7 @@ class Parser {
                    {"metrics", [&](auto& v, auto& w) { parseMetrics(v, w, c.metrics); }},
                    {"events", [&](auto& v, auto& w) { parseEvents(v, w, c.events); }},
                    {"state", [&](auto& v, auto& w) { parseState(v, w, c.state); }},
+                   {"detectors", [&](auto& v, auto& w) { parseDetectors(v, w, c.detectors); }},
                });
     return finish(c);
   }
@@ -457,6 +458,87 @@ class Parser {
                       st.max_age = positiveMicros(number(x, xw, 0.0, /*lo_open=*/true, kMaxSeconds));
                     }},
                });
+  }
+
+  // detectors.flapping / .storm / .idle_timeout: the FlapDetector thresholds.
+  void parseDetectors(const YAML::Node& v, const Where& w, DetectorsConfig& d) const {
+    if (!section(v, w)) return;
+    FlapConfig& f = d.flap;
+    forEachKey(
+        v, w.key,
+        {
+            {"flapping",
+             [&](auto& s, auto& sw) {
+               if (!section(s, sw)) return;
+               forEachKey(
+                   s, sw.key,
+                   {
+                       {"window_seconds",
+                        [&](auto& x, auto& xw) {
+                          // Slides in FlapDetector::kWindowBuckets steps of whole seconds.
+                          f.window = integer(x, xw, 10, 86400) * kMicrosPerSecond;
+                        }},
+                       {"connects",
+                        [&](auto& x, auto& xw) {
+                          f.flapping_connects = static_cast<uint32_t>(integer(x, xw, 2, 10000));
+                        }},
+                       {"max_client_ids",
+                        [&](auto& x, auto& xw) {
+                          f.max_clients = static_cast<uint32_t>(integer(x, xw, 1, 1000000));
+                        }},
+                       {"top_n",
+                        [&](auto& x, auto& xw) {
+                          d.top_n = static_cast<uint32_t>(
+                              integer(x, xw, 0, static_cast<int64_t>(FlapDetector::kMaxTop)));
+                        }},
+                   });
+             }},
+            {"storm",
+             [&](auto& s, auto& sw) {
+               if (!section(s, sw)) return;
+               forEachKey(
+                   s, sw.key,
+                   {
+                       {"window_seconds",
+                        [&](auto& x, auto& xw) {
+                          f.storm_window_seconds =
+                              static_cast<uint32_t>(integer(x, xw, 1, FlapDetector::kMaxStormWindow));
+                        }},
+                       {"factor",
+                        [&](auto& x, auto& xw) { f.storm_factor = number(x, xw, 1.0, /*lo_open=*/true, 1000.0); }},
+                       {"min_rate",
+                        [&](auto& x, auto& xw) {
+                          f.storm_floor = number(x, xw, 0.0, /*lo_open=*/true, 1000000.0);
+                        }},
+                       {"baseline_seconds",
+                        [&](auto& x, auto& xw) {
+                          f.baseline_seconds = number(x, xw, 60.0, /*lo_open=*/false, 604800.0);
+                        }},
+                   });
+             }},
+            {"idle_timeout",
+             [&](auto& s, auto& sw) {
+               if (!section(s, sw)) return;
+               forEachKey(
+                   s, sw.key,
+                   {
+                       {"min_closes",
+                        [&](auto& x, auto& xw) {
+                          // The detector remembers the last kCloseRing such closes.
+                          f.fingerprint_min_closes = static_cast<uint32_t>(
+                              integer(x, xw, 2, static_cast<int64_t>(FlapDetector::kCloseRing)));
+                        }},
+                       {"min_share",
+                        [&](auto& x, auto& xw) {
+                          f.fingerprint_min_fraction = number(x, xw, 0.0, /*lo_open=*/true, 1.0);
+                        }},
+                       {"tolerance_seconds",
+                        [&](auto& x, auto& xw) {
+                          f.fingerprint_tolerance = positiveMicros(number(x, xw, 0.0, /*lo_open=*/true, 60.0));
+                        }},
+                   });
+             }},
+        });
   }
 
   void parsePerClient(const YAML::Node& v, const Where& w, PerClientConfig& p) const {

@@ -23,6 +23,20 @@ FlapDetector::FlapDetector(const FlapConfig& cfg) : cfg_(cfg) {
   decay_ = std::exp(-1.0 / cfg_.baseline_seconds);
 }
 
+bool FlapDetector::reconfigure(const FlapConfig& cfg) {
+  const FlapConfig running = cfg_;
+  cfg_ = cfg;
+  cfg_.window = running.window;
+  cfg_.storm_window_seconds = running.storm_window_seconds;
+  cfg_.max_clients = running.max_clients;
+  cfg_.max_id_bytes = running.max_id_bytes;  // tracked keys are prefixes of this length
+  cfg_.baseline_seconds = std::max(cfg_.baseline_seconds, 1.0);
+  decay_ = std::exp(-1.0 / cfg_.baseline_seconds);
+  return std::max<Micros>(cfg.window, kB) == running.window &&
+         std::clamp<uint32_t>(cfg.storm_window_seconds, 1, kMaxStormWindow) == running.storm_window_seconds &&
+         std::max<uint32_t>(cfg.max_clients, 1) == running.max_clients && cfg.max_id_bytes == running.max_id_bytes;
+}
+
 int64_t FlapDetector::stepOf(Micros ts) const { return floorDiv(ts, step_); }
 
 uint32_t FlapDetector::windowCount(const Entry& e, int64_t step) const {

@@ -110,7 +110,7 @@ int runLive(LiveRunOptions opts) {
   writer.setEnabled(cfg.events.types_mask);
   Metrics metrics(cfg.metrics, MQTTLIVE_VERSION);
   metrics.setInterfaces(cfg.capture.interfaces);
-  FlapDetector flap;  // storms, flapping ids, idle-timeout fingerprints (event time)
+  FlapDetector flap(cfg.detectors.flap);  // storms, flapping ids, idle-timeout fingerprints (event time)
   EventFanout fanout{&writer, &metrics, &flap};
   auto engine = std::make_unique<Engine>(cfg.engine, fanout);
 
@@ -282,7 +282,8 @@ int runLive(LiveRunOptions opts) {
       next_publish = now + 500'000;
       http.publishConnections(formatSuspectConnections(engine->tracker(), now, 1000, cfg.engine.tracker.no_keepalive_idle,
                                                        cfg.metrics.per_client.hash_client_id));
-      http.publishSummary(formatSummary(engine->tracker(), flap, &metrics, now));
+      http.publishSummary(formatSummary(engine->tracker(), flap, &metrics, now, cfg.detectors.top_n,
+                                        cfg.metrics.per_client.hash_client_id));
     }
     if (now >= next_state_save) {  // hardening: state.file
       next_state_save = now + kStateSaveEvery;
@@ -314,6 +315,12 @@ int runLive(LiveRunOptions opts) {
             next.metrics.tls.client_ca_file != cfg.metrics.tls.client_ca_file)
           spdlog::warn("metrics.tls changes need a restart; keeping the running certificate");
         next.metrics.tls = cfg.metrics.tls;
+        // Detector thresholds apply now; the windows and the table size shape its state.
+        if (!flap.reconfigure(next.detectors.flap))
+          spdlog::warn(
+              "detectors.flapping.window_seconds, detectors.flapping.max_client_ids and "
+              "detectors.storm.window_seconds changes need a restart; keeping the running values");
+        next.detectors.flap = flap.config();
         cfg = next;
         engine->reconfigure(cfg.engine);
         writer.setEnabled(cfg.events.types_mask);

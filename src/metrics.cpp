@@ -291,22 +291,22 @@ Metrics::Metrics(const MetricsConfig& cfg, const std::string& version) : impl_(s
 
   m.storm = &prometheus::BuildGauge()
                  .Name("mqttlive_reconnect_storm")
-                 .Help("1 while the connect rate is far above its 10-minute baseline (reconnect storm)")
+                 .Help("1 while the connect rate is far above its baseline (reconnect storm; detectors.storm)")
                  .Register(reg)
                  .Add({});
   m.connect_rate = &prometheus::BuildGauge()
                         .Name("mqttlive_connect_rate_per_second")
-                        .Help("CONNACKs (accepted or refused) per second over the last 10 s")
+                        .Help("CONNACKs (accepted or refused) per second over detectors.storm.window_seconds (10 s)")
                         .Register(reg)
                         .Add({});
   m.connect_baseline = &prometheus::BuildGauge()
                             .Name("mqttlive_connect_rate_baseline_per_second")
-                            .Help("Slow baseline of the connect rate (EWMA, 10-minute time constant)")
+                            .Help("Slow baseline of the connect rate (EWMA, time constant detectors.storm.baseline_seconds)")
                             .Register(reg)
                             .Add({});
   m.flapping = &prometheus::BuildGauge()
                     .Name("mqttlive_flapping_clients")
-                    .Help("Client ids with at least 5 connects in the last 5 minutes")
+                    .Help("Client ids with at least detectors.flapping.connects (5) connects within its window (5 minutes)")
                     .Register(reg)
                     .Add({});
   m.fingerprint = &prometheus::BuildGauge()

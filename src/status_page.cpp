@@ -77,7 +77,7 @@ constexpr char kHtml[] = R"html(<!DOCTYPE html>
 <section class="cards">
   <div class="card"><h2>Open connections</h2><table id="states"><tbody></tbody></table></div>
   <div class="card"><h2>Reconnects</h2><dl class="kv" id="reconnects"></dl></div>
-  <div class="card"><h2>Top reconnecting client ids</h2><ol id="top-flapping"></ol><p id="top-none" class="none">none</p></div>
+  <div class="card"><h2 id="top-title">Top reconnecting client ids</h2><ol id="top-flapping"></ol><p id="top-none" class="none">none</p></div>
   <div class="card"><h2>Round trips (since start, bucket estimates)</h2>
     <table id="latency"><thead><tr><th>request</th><th>n</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th></tr></thead><tbody></tbody></table></div>
 </section>
@@ -285,8 +285,10 @@ constexpr char kScript[] = R"js('use strict';
 
     var dl = document.getElementById('reconnects');
     dl.replaceChildren();
-    kv(dl, 'connect rate (10 s)', num(s.connect_rate).toFixed(2) + ' /s');
-    kv(dl, 'baseline (10 min)', num(s.baseline_rate).toFixed(2) + ' /s');
+    kv(dl, 'connect rate (' + fmtDuration(typeof s.storm_window_seconds === 'number' ? s.storm_window_seconds : 10) + ')',
+       num(s.connect_rate).toFixed(2) + ' /s');
+    kv(dl, 'baseline (' + fmtDuration(typeof s.baseline_seconds === 'number' ? s.baseline_seconds : 600) + ')',
+       num(s.baseline_rate).toFixed(2) + ' /s');
     kv(dl, 'storm', s.storm ? 'YES' : 'no');
     kv(dl, 'flapping ids (\u2265' + num(s.flapping_threshold) + ' in ' + fmtDuration(s.window_seconds) + ')',
        num(s.flapping_clients));
@@ -297,7 +299,9 @@ constexpr char kScript[] = R"js('use strict';
 
     var ol = document.getElementById('top-flapping');
     var items = document.createDocumentFragment();
-    (s.top_flapping || []).slice(0, 10).forEach(function (f) {
+    document.getElementById('top-title').textContent =
+        'Top reconnecting client ids' + (s.client_ids_hashed ? ' (hashed)' : '');
+    (s.top_flapping || []).slice(0, 100).forEach(function (f) {
       var li = el('li', f.client_id);
       li.appendChild(el('span', ' \u2014 ' + f.connects + ' connects', 'none'));
       items.appendChild(li);
@@ -385,7 +389,7 @@ std::string_view statusPageScript() { return {kScript, sizeof kScript - 1}; }
 std::string_view statusPageCsp() { return {kCsp, sizeof kCsp - 1}; }
 
 std::string formatSummary(const SessionTracker& tracker, const FlapDetector& flap, const Metrics* metrics,
-                          Micros now, size_t top_n) {
+                          Micros now, size_t top_n, bool hash_client_ids) {
   std::string out;
   out.reserve(1024);
   out += "{\"now\":";
@@ -417,6 +421,10 @@ std::string formatSummary(const SessionTracker& tracker, const FlapDetector& fla
   out += std::to_string(flap.config().flapping_connects);
   out += ",\"window_seconds\":";
   appendSeconds(out, microsToSeconds(flap.config().window));
+  out += ",\"storm_window_seconds\":";
+  out += std::to_string(flap.config().storm_window_seconds);
+  out += ",\"baseline_seconds\":";
+  appendSeconds(out, flap.config().baseline_seconds);
   out += ",\"idle_timeout_fingerprint\":";
   if (st.fingerprint_seconds > 0)
     appendSeconds(out, st.fingerprint_seconds);
@@ -424,13 +432,15 @@ std::string formatSummary(const SessionTracker& tracker, const FlapDetector& fla
     out += "null";
   out += ",\"fingerprint_closes\":";
   out += std::to_string(st.fingerprint_closes);
+  out += ",\"client_ids_hashed\":";
+  out += hash_client_ids ? "true" : "false";
   out += ",\"top_flapping\":[";
   bool first = true;
   for (const FlappingClient& f : flap.topFlapping(top_n)) {
     if (!first) out += ',';
     first = false;
     out += "{\"client_id\":";
-    appendJsonString(out, f.client_id);
+    appendJsonString(out, hash_client_ids ? Metrics::hashClientId(f.client_id) : f.client_id);
     out += ",\"connects\":";
     out += std::to_string(f.connects);
     out += ",\"first\":";

@@ -133,6 +133,32 @@ const BadCase kBadCases[] = {
      "bad_duplicate_event_type.yaml:5: events.types[2]: duplicate event type 'closed'"},
     {"bad_empty_output.yaml", "bad_empty_output.yaml:2: events.output: must not be empty"},
     {"bad_output_null.yaml", "bad_output_null.yaml:2: events.output: expected a string, got null"},
+    {"bad_flap_window_too_short.yaml",
+     "bad_flap_window_too_short.yaml:3: detectors.flapping.window_seconds: must be between 10 and 86400, got 5"},
+    {"bad_flap_connects_one.yaml",
+     "bad_flap_connects_one.yaml:3: detectors.flapping.connects: must be between 2 and 10000, got 1"},
+    {"bad_flap_max_client_ids_zero.yaml",
+     "bad_flap_max_client_ids_zero.yaml:3: detectors.flapping.max_client_ids: must be between 1 and 1000000, "
+     "got 0"},
+    {"bad_flap_top_n_too_big.yaml",
+     "bad_flap_top_n_too_big.yaml:3: detectors.flapping.top_n: must be between 0 and 100, got 101"},
+    {"bad_storm_window_too_long.yaml",
+     "bad_storm_window_too_long.yaml:3: detectors.storm.window_seconds: must be between 1 and 60, got 61"},
+    {"bad_storm_factor_one.yaml", "bad_storm_factor_one.yaml:3: detectors.storm.factor: must be > 1 and <= 1000, got 1"},
+    {"bad_storm_min_rate_zero.yaml",
+     "bad_storm_min_rate_zero.yaml:3: detectors.storm.min_rate: must be > 0 and <= 1000000, got 0"},
+    {"bad_storm_baseline_too_short.yaml",
+     "bad_storm_baseline_too_short.yaml:3: detectors.storm.baseline_seconds: must be between 60 and 604800, got 30"},
+    {"bad_idle_timeout_min_closes.yaml",
+     "bad_idle_timeout_min_closes.yaml:3: detectors.idle_timeout.min_closes: must be between 2 and 256, got 300"},
+    {"bad_idle_timeout_min_share.yaml",
+     "bad_idle_timeout_min_share.yaml:3: detectors.idle_timeout.min_share: must be > 0 and <= 1, got 1.5"},
+    {"bad_idle_timeout_tolerance_zero.yaml",
+     "bad_idle_timeout_tolerance_zero.yaml:3: detectors.idle_timeout.tolerance_seconds: must be > 0 and <= 60, "
+     "got 0"},
+    {"bad_detectors_unknown_key.yaml", "bad_detectors_unknown_key.yaml:2: detectors.flaping: unknown key"},
+    {"bad_detectors_storm_not_mapping.yaml",
+     "bad_detectors_storm_not_mapping.yaml:2: detectors.storm: expected a mapping, got 'on'"},
     {"bad_syntax.yaml", "bad_syntax.yaml:3: syntax error: end of sequence flow not found"},
     {"bad_top_level_list.yaml", "bad_top_level_list.yaml:1: (top level): expected a mapping, got a list"},
     {"bad_top_level_scalar.yaml",
@@ -288,12 +314,26 @@ void expectDefaults(const Config& c) {
   EXPECT_EQ(c.events.output, "stdout");
   EXPECT_EQ(c.events.types_mask, ~0u);
   EXPECT_TRUE(c.events.summary);
+  // detectors.*: the FlapDetector's own defaults (README, docs/metrics.md).
+  const FlapConfig& f = c.detectors.flap;
+  EXPECT_EQ(f.window, 300 * kMicrosPerSecond);
+  EXPECT_EQ(f.flapping_connects, 5u);
+  EXPECT_EQ(f.max_clients, 10000u);
+  EXPECT_EQ(c.detectors.top_n, 20u);
+  EXPECT_EQ(f.storm_window_seconds, 10u);
+  EXPECT_EQ(f.storm_factor, 5.0);
+  EXPECT_EQ(f.storm_floor, 2.0);
+  EXPECT_EQ(f.baseline_seconds, 600.0);
+  EXPECT_EQ(f.fingerprint_min_closes, 20u);
+  EXPECT_EQ(f.fingerprint_min_fraction, 0.5);
+  EXPECT_EQ(f.fingerprint_tolerance, kMicrosPerSecond);
 }
 
 TEST(ParseConfig, EmptyInputGivesDefaults) {
   for (const char* text : {"", "\n", "# nothing but a comment\n", "---\n", "{}\n", "~\n",
                            // Sections whose keys are all commented out.
-                           "capture:\nkeepalive:\nlimits:\nmetrics:\n  per_client:\nevents:\n"}) {
+                           "capture:\nkeepalive:\nlimits:\nmetrics:\n  per_client:\nevents:\n",
+                           "detectors:\n", "detectors:\n  flapping:\n  storm:\n  idle_timeout:\n"}) {
     SCOPED_TRACE(text);
     expectDefaults(parseConfig(text, "empty.yaml"));
   }
@@ -340,6 +380,53 @@ TEST(ParseConfig, FullExampleSetsEveryField) {
   EXPECT_EQ(c.events.types_mask,
             bit(EventType::kKeepaliveExpired) | bit(EventType::kClosed) | bit(EventType::kTakeover));
   EXPECT_FALSE(c.events.summary);
+
+  const FlapConfig& f = c.detectors.flap;
+  EXPECT_EQ(f.window, 600 * kMicrosPerSecond);
+  EXPECT_EQ(f.flapping_connects, 8u);
+  EXPECT_EQ(f.max_clients, 2000u);
+  EXPECT_EQ(c.detectors.top_n, 50u);
+  EXPECT_EQ(f.storm_window_seconds, 30u);
+  EXPECT_DOUBLE_EQ(f.storm_factor, 4.0);
+  EXPECT_DOUBLE_EQ(f.storm_floor, 0.5);
+  EXPECT_DOUBLE_EQ(f.baseline_seconds, 1800.0);
+  EXPECT_EQ(f.fingerprint_min_closes, 10u);
+  EXPECT_DOUBLE_EQ(f.fingerprint_min_fraction, 0.3);
+  EXPECT_EQ(f.fingerprint_tolerance, 2'500'000);
+}
+
+// Edges of the detectors.* ranges (the table above has one file per key).
+TEST(ParseConfig, DetectorEdges) {
+  const Config lo = parseConfig(
+      "detectors:\n  flapping:\n    window_seconds: 10\n    connects: 2\n    max_client_ids: 1\n    top_n: 0\n"
+      "  storm:\n    window_seconds: 1\n    factor: 1.01\n    min_rate: 0.001\n    baseline_seconds: 60\n"
+      "  idle_timeout:\n    min_closes: 2\n    min_share: 1\n    tolerance_seconds: 0.001\n",
+      "t");
+  EXPECT_EQ(lo.detectors.flap.window, 10 * kMicrosPerSecond);
+  EXPECT_EQ(lo.detectors.top_n, 0u);
+  EXPECT_EQ(lo.detectors.flap.storm_window_seconds, 1u);
+  EXPECT_DOUBLE_EQ(lo.detectors.flap.fingerprint_min_fraction, 1.0);
+  EXPECT_EQ(lo.detectors.flap.fingerprint_tolerance, 1000);
+  EXPECT_EQ(parseConfig("detectors:\n  flapping:\n    top_n: 100\n", "t").detectors.top_n, 100u);
+  EXPECT_EQ(parseConfig("detectors:\n  storm:\n    window_seconds: 60\n", "t").detectors.flap.storm_window_seconds,
+            60u);
+  EXPECT_EQ(errorOf("detectors:\n  flapping:\n    window_seconds: 86401\n"),
+            "test.yaml:3: detectors.flapping.window_seconds: must be between 10 and 86400, got 86401");
+  EXPECT_EQ(errorOf("detectors:\n  flapping:\n    window_seconds: 300.5\n"),
+            "test.yaml:3: detectors.flapping.window_seconds: expected an integer, got '300.5'");
+  EXPECT_EQ(errorOf("detectors:\n  storm:\n    factor: 1001\n"),
+            "test.yaml:3: detectors.storm.factor: must be > 1 and <= 1000, got 1001");
+  EXPECT_EQ(errorOf("detectors:\n  storm:\n    baseline_seconds: 604801\n"),
+            "test.yaml:3: detectors.storm.baseline_seconds: must be between 60 and 604800, got 604801");
+  EXPECT_EQ(errorOf("detectors:\n  idle_timeout:\n    min_share: 0\n"),
+            "test.yaml:3: detectors.idle_timeout.min_share: must be > 0 and <= 1, got 0");
+  EXPECT_EQ(errorOf("detectors:\n  idle_timeout:\n    min_closes: 1\n"),
+            "test.yaml:3: detectors.idle_timeout.min_closes: must be between 2 and 256, got 1");
+  EXPECT_EQ(errorOf("detectors:\n  idle_timeout:\n    tolerance_seconds: 61\n"),
+            "test.yaml:3: detectors.idle_timeout.tolerance_seconds: must be > 0 and <= 60, got 61");
+  EXPECT_EQ(errorOf("detectors:\n  storm:\n    factor: 5\n    factor: 6\n"),
+            "test.yaml:4: detectors.storm.factor: duplicate key");
+  EXPECT_EQ(errorOf("detectors: [storm]\n"), "test.yaml:1: detectors: expected a mapping, got a list");
 }
 
 TEST(ParseConfig, EventTypes) {

@@ -217,6 +217,47 @@ TEST_F(FlapTest, StormHysteresisAndLongSilence) {
   EXPECT_LT(st.baseline_rate, 1e-9);
 }
 
+TEST_F(FlapTest, ConfiguredThresholds) {
+  FlapConfig c;
+  c.window = 60 * kS;
+  c.flapping_connects = 3;
+  c.storm_window_seconds = 5;
+  c.storm_factor = 2;
+  c.storm_floor = 0.5;
+  FlapDetector f{c};
+  for (int i = 0; i < 3; ++i) connectTo(f, "x", kT0 + i * kS);
+  EXPECT_EQ(f.status().flapping_clients, 1u);
+  // 3 connects in a 5 s window: 0.6/s, above the 0.5/s floor and 2 x a zero baseline.
+  EXPECT_DOUBLE_EQ(f.status().connect_rate, 0.6);
+  EXPECT_TRUE(f.status().storm);
+  f.advanceTo(kT0 + 62 * kS);  // the 60 s window has slid past them
+  EXPECT_EQ(f.status().flapping_clients, 0u);
+  EXPECT_FALSE(f.status().storm);
+}
+
+TEST_F(FlapTest, ReconfigureKeepsStateAndTheShapingKeys) {
+  for (int i = 0; i < 4; ++i) connect("x", kT0 + i * kS);
+  EXPECT_EQ(flap.status().flapping_clients, 0u);  // 4 < 5
+  FlapConfig next = cfg;
+  next.flapping_connects = 4;
+  next.storm_floor = 100;
+  EXPECT_TRUE(flap.reconfigure(next));
+  EXPECT_EQ(flap.status().flapping_clients, 1u);  // same counts, new threshold
+  EXPECT_EQ(flap.connectsInWindow("x"), 4u);
+  EXPECT_EQ(flap.config().storm_floor, 100.0);
+  // Window, storm window and table size keep their running values.
+  next.window = 600 * kS;
+  next.storm_window_seconds = 30;
+  next.max_clients = 5;
+  next.flapping_connects = 2;
+  EXPECT_FALSE(flap.reconfigure(next));
+  EXPECT_EQ(flap.config().window, cfg.window);
+  EXPECT_EQ(flap.config().storm_window_seconds, cfg.storm_window_seconds);
+  EXPECT_EQ(flap.config().max_clients, cfg.max_clients);
+  EXPECT_EQ(flap.config().flapping_connects, 2u);  // the thresholds still apply
+  EXPECT_EQ(flap.connectsInWindow("x"), 4u);
+}
+
 TEST_F(FlapTest, TimeNeverRunsBackwards) {
   connect("a", kT0 + 100 * kS);
   // A close stamped at its first FIN can arrive after later events.

@@ -96,7 +96,8 @@ TEST(StatusPage, SummaryDocument) {
             0u)
       << j;
   EXPECT_TRUE(mentions(j, "\"flapping_clients\":1,\"flapping_threshold\":5,\"window_seconds\":300.000000,"
-                          "\"idle_timeout_fingerprint\":null,\"fingerprint_closes\":0,"))
+                          "\"storm_window_seconds\":10,\"baseline_seconds\":600.000000,"
+                          "\"idle_timeout_fingerprint\":null,\"fingerprint_closes\":0,\"client_ids_hashed\":false,"))
       << j;
   EXPECT_TRUE(mentions(j, "\"top_flapping\":[{\"client_id\":\"a\\\"<b>\",\"connects\":5,"
                           "\"first\":1700000010.001000,\"last\":1700000014.001000,\"flapping\":true}]"))
@@ -108,6 +109,12 @@ TEST(StatusPage, SummaryDocument) {
   const std::string bare = formatSummary(tracker, flap, nullptr, kT0 + 9 * kS, 0);
   EXPECT_FALSE(mentions(bare, "latency"));
   EXPECT_TRUE(mentions(bare, "\"top_flapping\":[]}"));
+  // metrics.per_client.hash_client_id: the ids are hashed like the per-client label.
+  const std::string hashed = formatSummary(tracker, flap, nullptr, kT0 + 9 * kS, 20, true);
+  EXPECT_TRUE(mentions(hashed, "\"client_ids_hashed\":true,\"top_flapping\":[{\"client_id\":\"" +
+                                   Metrics::hashClientId("a\"<b>") + "\",\"connects\":5,"))
+      << hashed;
+  EXPECT_FALSE(mentions(hashed, "<b>"));
 }
 
 }  // namespace

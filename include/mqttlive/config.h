@@ -10,6 +10,7 @@
 
 #include "mqttlive/capture.h"
 #include "mqttlive/engine.h"
+#include "mqttlive/flap_detector.h"
 
 namespace mqttlive {
 
@@ -79,6 +80,13 @@ struct EventsConfig {
   bool summary = true;
 };
 
+// detectors.*: the storm / flapping / idle-timeout fingerprint detector
+// (flap_detector.h) and how many flapping client ids /api/summary lists.
+struct DetectorsConfig {
+  FlapConfig flap;
+  uint32_t top_n = 20;  // 0..FlapDetector::kMaxTop
+};
+
 struct Config {
   CaptureConfig capture;
   std::vector<Listener> listeners{Listener{}};
@@ -90,6 +98,7 @@ struct Config {
   MetricsConfig metrics;
   EventsConfig events;
   StateConfig state;
+  DetectorsConfig detectors;
 };
 
 // Parses YAML text. `source` names the file in messages. Throws ConfigError

@@ -73,6 +73,13 @@ class FlapDetector : public EventSink {
 
   explicit FlapDetector(const FlapConfig& cfg = {});
 
+  // SIGHUP: applies the thresholds of `cfg` (flapping_connects, storm_factor,
+  // storm_floor, baseline_seconds, fingerprint_*) and keeps the counts, the
+  // baseline and the close ages. window, storm_window_seconds and max_clients
+  // shape that state: they keep their running values, and the result is false
+  // when `cfg` asked to change one of them (a restart applies it).
+  bool reconfigure(const FlapConfig& cfg);
+
   void onEvent(const Event& e) override;
   // Moves time on without an event (idle broker): rates decay, windows slide.
   void advanceTo(Micros now);

@@ -26,13 +26,15 @@ std::string_view statusPageCsp();
 // {"now":ts,"open":n,"connections":{"connecting":n,"active":n,"expired":n,
 //  "no_keepalive_idle":n,"closing":n},"inflight":{"client":n,"broker":n},
 //  "storm":bool,"connect_rate":r,"baseline_rate":r,"flapping_clients":n,
-//  "flapping_threshold":k,"window_seconds":s,
-//  "idle_timeout_fingerprint":s|null,"fingerprint_closes":n,
+//  "flapping_threshold":k,"window_seconds":s,"storm_window_seconds":n,"baseline_seconds":s,
+//  "idle_timeout_fingerprint":s|null,"fingerprint_closes":n,"client_ids_hashed":bool,
 //  "top_flapping":[{"client_id":..,"connects":n,"first":ts,"last":ts,"flapping":bool},...],
 //  "latency":{"ping_rtt":{"count":n,"p50":s,"p90":s,"p99":s},...}}
 // `metrics` may be null (no latency object then). At most `top_n` flapping ids
-// (those with >= 2 connects in the window), most connects first.
+// (those with >= 2 connects in the window; detectors.flapping.top_n, capped at
+// FlapDetector::kMaxTop), most connects first. With `hash_client_ids`
+// (metrics.per_client.hash_client_id) each id is Metrics::hashClientId of it.
 std::string formatSummary(const SessionTracker& tracker, const FlapDetector& flap, const Metrics* metrics,
-                          Micros now, size_t top_n = 20);
+                          Micros now, size_t top_n = 20, bool hash_client_ids = false);
 
 }  // namespace mqttlive

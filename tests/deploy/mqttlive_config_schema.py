@@ -49,6 +49,15 @@ SCHEMA = {
         "file": (str, None),
         "max_age_seconds": (NUM, lambda v: 0 < v <= 1e9),
     },
+    "detectors": {k: (dict, None) for k in ("flapping", "storm", "idle_timeout")},
+}
+DETECTORS = {
+    "flapping": {"window_seconds": (int, lambda v: 10 <= v <= 86400), "connects": (int, lambda v: 2 <= v <= 10000),
+                 "max_client_ids": (int, lambda v: 1 <= v <= 1000000), "top_n": (int, lambda v: 0 <= v <= 100)},
+    "storm": {"window_seconds": (int, lambda v: 1 <= v <= 60), "factor": (NUM, lambda v: 1 < v <= 1000),
+              "min_rate": (NUM, lambda v: 0 < v <= 1e6), "baseline_seconds": (NUM, lambda v: 60 <= v <= 604800)},
+    "idle_timeout": {"min_closes": (int, lambda v: 2 <= v <= 256), "min_share": (NUM, lambda v: 0 < v <= 1),
+                     "tolerance_seconds": (NUM, lambda v: 0 < v <= 60)},
 }
 TLS = {"cert_file": (str, lambda v: bool(v)), "key_file": (str, lambda v: bool(v)),
        "client_ca_file": (str, lambda v: bool(v))}
@@ -108,6 +117,10 @@ def check_config(cfg, where="mqttlive.yaml"):
                 _keys(f"{where}.metrics.tls", tls, TLS, errors)
                 if isinstance(tls, dict) and ("cert_file" in tls) != ("key_file" in tls):
                     errors.append(f"{where}.metrics.tls: cert_file and key_file go together")
+            if section == "detectors" and isinstance(body, dict):
+                for sub, keys in DETECTORS.items():
+                    if body.get(sub) is not None:
+                        _keys(f"{where}.detectors.{sub}", body[sub], keys, errors)
         else:
             errors.append(f"{where}.{section}: unknown section")
     return errors

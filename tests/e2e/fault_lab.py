@@ -66,6 +66,7 @@ FACTOR = 1.5
 IDLE = 5               # keepalive.no_keepalive_idle_seconds
 SETTLE = 1             # keepalive.close_settle_seconds
 STORM = 300
+LB_CUTS, LB_AGE = 24, 3  # phase E: connections reset at the same age, like a middlebox idle timeout
 # Client hosts: namespace -> last octet of its address.
 HOSTS = {
     "ml-c1": 11, "ml-c1b": 12, "ml-c1c": 13,   # 1. vanished hosts (link cut)
@@ -77,6 +78,7 @@ HOSTS = {
     "ml-c7": 71, "ml-c7m": 72,                 # 7. broker restart / midstream pickup
     "ml-c8": 81,                               # 8. reconnect storm
     "ml-c9": 91,                               # capture drops burst
+    "ml-c14": 141,                             # E. connections cut at one age (idle timeout)
     # aedes (PORT_AEDES)
     "ml-c10": 101,                             # A1. vanished host (link cut)
     "ml-c11": 111,                             # A2. hung application (SIGSTOP)
@@ -610,8 +612,10 @@ def main():
         return m[0] if len(m) == 1 else None
     A_HALF, A_VANISH, A_TAKEOVER = alert("HalfOpen"), alert("Vanishing"), alert("Takeover")
     A_DROP, A_STORM = alert("CaptureDrop"), alert("ReconnectStorm")
-    if not check("alert rules name the half-open, vanishing, takeover, capture-drop and storm alerts",
-                 all([A_HALF, A_VANISH, A_TAKEOVER, A_DROP, A_STORM]), alert_names):
+    A_FLAP, A_LB = alert("ClientsFlapping"), alert("IdleTimeout")  # gauges of mqttlive's flap/storm detector
+    if not check("alert rules name the half-open, vanishing, takeover, capture-drop, storm, flapping and "
+                 "idle-timeout alerts", all([A_HALF, A_VANISH, A_TAKEOVER, A_DROP, A_STORM, A_FLAP, A_LB]),
+                 alert_names):
         return
     test_rules = write(os.path.join(tmp, "alerts-shortened.yml"), shortened_rules(rules_text))
     p = run(["promtool", "check", "rules", test_rules], check_rc=False)
@@ -821,6 +825,8 @@ def main():
 
     # ================================================ phase B: takeovers, drops
     log("phase B: takeover flapping (3.1.1 x5, 5.0 x2), capture drops")
+    check("alert %s never fired before the flapping (phase A reconnects no id 5 times)" % A_FLAP,
+          not mon.ever(A_FLAP), mon.ever(A_FLAP))
     a, b = ClientProc("ml-c5a"), ClientProc("ml-c5b")
     flips = []
     holder = a
@@ -866,6 +872,15 @@ def main():
               [brief(t and t[0]), brief(c and c[0])])
     check("alert %s fires during flapping" % A_TAKEOVER,
           wait_for(lambda: firing(A_TAKEOVER, job="mqttlive"), 30, 0.5), active_alerts())
+    # The detector: "flapper" connected 6 times, "flapper-v5" 3 times (below the 5 that count).
+    top = wait_for(lambda: json.loads(scrape(MAIN_WEB, "/api/summary"))["top_flapping"], 5, 0.2) or []
+    check("5. /api/summary top_flapping: flapper with 6 connects (flapping) first, flapper-v5 with 3",
+          [(f["client_id"], f["connects"], f["flapping"]) for f in top[:2]]
+          == [("flapper", 6, True), ("flapper-v5", 3, False)], top)
+    check("5. mqttlive_flapping_clients == 1", wait_for(
+        lambda: metric(scrape(), "mqttlive_flapping_clients") == 1, 5, 0.2), metric(scrape(), "mqttlive_flapping_clients"))
+    check("alert %s fires for the flapping client id" % A_FLAP,
+          wait_for(lambda: firing(A_FLAP, job="mqttlive"), 30, 0.5), active_alerts())
     holder.call(cmd="disconnect", name="g")
     flips[-1][0].call(cmd="disconnect", name="f")
 
@@ -889,6 +904,7 @@ def main():
 
     # ================================================ phase C: reconnect storm
     log("phase C: reconnect storm of %d clients" % STORM)
+    check("alert %s never fired before the storm" % A_STORM, not mon.ever(A_STORM), mon.ever(A_STORM))
     storm = ClientProc("ml-c8")
     m0 = scrape()
     before = metric(m0, "mqttlive_connections_opened_total")
@@ -919,6 +935,8 @@ def main():
           graceful_after - graceful_before == STORM, "%s -> %s" % (graceful_before, graceful_after))
     storm_alert = wait_for(lambda: firing(A_STORM, job="mqttlive"), 25, 0.5)
     check("alert %s fires during the storm" % A_STORM, storm_alert, active_alerts())
+    check("8. storm: Prometheus saw mqttlive_reconnect_storm == 1 (the detector's gauge the alert reads)",
+          prom_scalar('max_over_time(mqttlive_reconnect_storm{job="mqttlive"}[2m])') == 1)
 
     # ================================================ phase D: broker restart, midstream
     log("phase D: midstream pickup, broker restart")
@@ -957,9 +975,24 @@ def main():
         check("7. %s reconnected after the restart: connected event (not midstream)" % cid,
               c and c[0]["client_id"] == cid and not c[0]["midstream"], r)
 
+    # ================================================ phase E: a middlebox idle timeout
+    log("phase E: %d connections reset without DISCONNECT at the same age (%d s), like an idle timeout"
+        % (LB_CUTS, LB_AGE))
+    check("alert %s never fired before the idle-timeout cuts" % A_LB, not mon.ever(A_LB), mon.ever(A_LB))
+    lb = ClientProc("ml-c14")
+    cuts = [(lb.connect("i%d" % i, "idle-cut-%d" % i, 30), time.time()) for i in range(LB_CUTS)]
+    for i, (_, t) in enumerate(cuts):
+        time.sleep(max(0.0, t + LB_AGE - time.time()))
+        lb.call(cmd="abort", name="i%d" % i)
+    fp = wait_for(lambda: metric(scrape(), "mqttlive_idle_timeout_fingerprint_seconds") or None, 10, 0.2)
+    check("E. mqttlive_idle_timeout_fingerprint_seconds is the age of the cuts (%d s, +-1)" % LB_AGE,
+          fp and abs(fp - LB_AGE) <= 1.0, fp)
+    check("alert %s fires after the cuts" % A_LB, wait_for(lambda: firing(A_LB, job="mqttlive"), 30, 0.5),
+          active_alerts())
+
     # ---- alerts that must never have fired, and a final look
     time.sleep(2)
-    silent_names = [n for n in alert_names if n not in (A_HALF, A_VANISH, A_TAKEOVER, A_STORM, A_DROP)]
+    silent_names = [n for n in alert_names if n not in (A_HALF, A_VANISH, A_TAKEOVER, A_STORM, A_DROP, A_FLAP, A_LB)]
     for n in silent_names:
         check("alert %s never fired" % n, not mon.ever(n, "firing"),
               [(k, round(mon.seen[k] - T0, 1)) for k in mon.ever(n)])
