@@ -137,14 +137,15 @@ uint64_t pipelineNullSink(const std::string& path, const EngineConfig& cfg, Engi
   }
   NullSink sink;
   Engine engine(cfg, sink);
-  const int link = cap->linkType();
+  FrameBatcher batch(engine, cap->linkType());
   Micros last_ts = 0;
   for (;;) {
     const int n = cap->dispatch(4096, [&](Micros ts, std::span<const uint8_t> frame) {
       if (ts < last_ts) ts = last_ts;
       last_ts = ts;
-      engine.onFrame(ts, link, frame);
+      batch.add(ts, frame);
     });
+    batch.flush();
     if (n == -2 || n < 0) break;
   }
   const size_t open = engine.tracker().openCount();

@@ -1,6 +1,7 @@
 #include "mqttlive/engine.h"
 
 #include <bitset>
+#include <cstring>
 #include <deque>
 #include <memory>
 
@@ -283,24 +284,30 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     }
   }
 
-  void onSegment(Micros ts, TcpSegment& seg) {
-    EngineStats& st = engine.stats_;
-    Side side;
+  // Which side sent a segment of a watched connection, and its flow key;
+  // false when neither port is a broker port.
+  bool flowKey(const TcpSegment& seg, Side& side, FlowKey& key) const {
     if (ports.test(seg.dst.port)) {
       side = Side::kClient;
+      key = FlowKey{seg.src, seg.dst};
     } else if (ports.test(seg.src.port)) {
       side = Side::kBroker;
+      key = FlowKey{seg.dst, seg.src};
     } else {
-      ++st.not_broker_port;
-      return;
+      return false;
     }
-    FlowKey key = side == Side::kClient ? FlowKey{seg.src, seg.dst} : FlowKey{seg.dst, seg.src};
+    return true;
+  }
+
+  // One decoded segment; hash = hashFlowKey(key).
+  void onSegment(Micros ts, TcpSegment& seg, Side side, const FlowKey& key, uint64_t hash) {
+    EngineStats& st = engine.stats_;
     const bool syn = seg.flags & tcpflag::kSyn;
     const bool fin = seg.flags & tcpflag::kFin;
     const bool rst = seg.flags & tcpflag::kRst;
     const bool ack = seg.flags & tcpflag::kAck;
 
-    uint32_t idx = table.find(key, keys);
+    uint32_t idx = table.find(key, hash, keys);
     // A fresh SYN from the client on a flow we still hold: the old connection
     // ended without us seeing it settle; judge it now and start over.
     if (idx != FlowTable::kNone && syn && !ack && side == Side::kClient && flows[idx].reasm[0].started() &&
@@ -426,7 +433,108 @@ void Engine::onFrame(Micros ts, int link_type, std::span<const uint8_t> frame) {
   DecodeStatus st = decodePacket(link_type, frame, seg);
   ++stats_.decode_status[static_cast<int>(st)];
   if (st != DecodeStatus::kOk) return;
-  impl_->onSegment(ts, seg);
+  Side side;
+  FlowKey key;
+  if (!impl_->flowKey(seg, side, key)) {
+    ++stats_.not_broker_port;
+    return;
+  }
+  impl_->onSegment(ts, seg, side, key, hashFlowKey(key));
+}
+
+// Each frame is processed exactly as onFrame() does it, in order; only the
+// loads are started early. With many connections the state of a packet (flow
+// table bucket, flow key, flow, tracker slot, timer) is rarely still in the
+// cache, and one packet after another each waits for those misses in turn.
+// Decoding and hashing a few frames ahead (both pure functions of the frame)
+// and walking the same chain with prefetches -- bucket, then flow, then
+// connection, each a few frames after the previous link was requested --
+// overlaps the misses of consecutive frames. The look-ahead only reads state,
+// and what it reads may be stale by the time the frame is processed (a flow
+// created or closed in between): then a prefetch was wasted, nothing else.
+void Engine::onFrames(int link_type, std::span<const Frame> frames) {
+  // Distance, in frames, between the stages of the look-ahead: enough work
+  // between two links of the chain to cover a miss to memory.
+  constexpr size_t kStep = 3;
+  // decode -> bucket -> flow -> connection -> side record -> process
+  constexpr size_t kStages = 4;
+  constexpr size_t kRing = 16;  // a power of two >= kStages * kStep + 1
+  struct Ahead {
+    TcpSegment seg;
+    uint64_t hash = 0;
+    DecodeStatus status = DecodeStatus::kOk;
+    Side side = Side::kClient;
+    bool watched = false;  // a segment of a broker port: hash valid
+    uint32_t slot = FlowTable::kNone;
+  };
+  Ahead ring[kRing];
+  Impl& im = *impl_;
+  const size_t n = frames.size();
+  for (size_t i = 0; i < n + kStages * kStep; ++i) {
+    if (i < n) {  // decode, hash, request the bucket
+      Ahead& a = ring[i % kRing];
+      a.status = decodePacket(link_type, frames[i].bytes, a.seg);
+      FlowKey key;
+      a.watched = a.status == DecodeStatus::kOk && im.flowKey(a.seg, a.side, key);
+      if (a.watched) {
+        a.hash = hashFlowKey(key);
+        im.table.prefetch(a.hash);
+      }
+    }
+    if (i >= kStep && i - kStep < n) {  // bucket -> request the flow and its key
+      Ahead& a = ring[(i - kStep) % kRing];
+      a.slot = a.watched ? im.table.candidate(a.hash) : FlowTable::kNone;
+      if (a.slot < im.flows.size()) {
+        const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
+        for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
+        __builtin_prefetch(f + sizeof(Flow) - 1);
+        __builtin_prefetch(&im.keys[a.slot]);
+      }
+    }
+    if (i >= 2 * kStep && i - 2 * kStep < n) {  // flow -> request its connection
+      const Ahead& a = ring[(i - 2 * kStep) % kRing];
+      if (a.slot < im.flows.size()) tracker_.prefetch(im.flows[a.slot].conn);
+    }
+    if (i >= 3 * kStep && i - 3 * kStep < n) {  // connection -> request its side record
+      const Ahead& a = ring[(i - 3 * kStep) % kRing];
+      if (a.slot < im.flows.size()) tracker_.prefetchExtra(im.flows[a.slot].conn);
+    }
+    if (i >= kStages * kStep) {  // process, exactly as onFrame()
+      const size_t j = i - kStages * kStep;
+      Ahead& a = ring[j % kRing];
+      const Micros ts = frames[j].ts;
+      ++stats_.packets;
+      stats_.bytes += frames[j].bytes.size();
+      advanceTo(ts);
+      ++stats_.decode_status[static_cast<int>(a.status)];
+      if (a.status != DecodeStatus::kOk) continue;
+      if (!a.watched) {
+        ++stats_.not_broker_port;
+        continue;
+      }
+      const FlowKey key =
+          a.side == Side::kClient ? FlowKey{a.seg.src, a.seg.dst} : FlowKey{a.seg.dst, a.seg.src};
+      im.onSegment(ts, a.seg, a.side, key, a.hash);
+    }
+  }
+}
+
+void FrameBatcher::add(Micros ts, std::span<const uint8_t> frame) {
+  if (count_ == kFrames || used_ + frame.size() > kBytes) flush();
+  if (frame.size() > kBytes) {  // too big to copy: on its own, in order
+    engine_.onFrame(ts, link_type_, frame);
+    return;
+  }
+  std::memcpy(bytes_.get() + used_, frame.data(), frame.size());
+  frames_[count_++] = Engine::Frame{ts, {bytes_.get() + used_, frame.size()}};
+  used_ += frame.size();
+}
+
+void FrameBatcher::flush() {
+  if (count_ == 0) return;
+  engine_.onFrames(link_type_, {frames_, count_});
+  count_ = 0;
+  used_ = 0;
 }
 
 void Engine::advanceTo(Micros now) {

@@ -16,15 +16,16 @@ bool runOffline(const std::string& path, const EngineConfig& cfg, std::FILE* out
   JsonEventWriter writer(out, false);
   writer.setEnabled(event_mask);
   Engine engine(cfg, writer);
-  const int link = cap->linkType();
+  FrameBatcher batch(engine, cap->linkType());
   Micros last_ts = 0;
   for (;;) {
     int n = cap->dispatch(4096, [&](Micros ts, std::span<const uint8_t> frame) {
       // Captures are not always in time order; never let packet time run backwards.
       if (ts < last_ts) ts = last_ts;
       last_ts = ts;
-      engine.onFrame(ts, link, frame);
+      batch.add(ts, frame);
     });
+    batch.flush();
     if (n == -2) break;
     if (n < 0) {
       result.read_error = true;

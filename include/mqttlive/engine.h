@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -71,6 +72,15 @@ class Engine {
 
   // One captured frame. `ts` in packet (offline) or system (live) time.
   void onFrame(Micros ts, int link_type, std::span<const uint8_t> frame);
+  // Several frames: the same as onFrame() for each, in order, with the same
+  // results, but faster with many connections (it decodes a few frames ahead
+  // and prefetches their state; see engine.cpp). The bytes must stay valid
+  // during the call. FrameBatcher feeds it from a capture loop.
+  struct Frame {
+    Micros ts = 0;
+    std::span<const uint8_t> bytes;
+  };
+  void onFrames(int link_type, std::span<const Frame> frames);
   // Move time forward without a packet (live idle broker, end of capture).
   void advanceTo(Micros now);
   // End of input: settle pending closes, emit open_at_end for the rest.
@@ -98,6 +108,31 @@ class Engine {
   EngineStats stats_;
   ReassemblyBudget budget_;
   SessionTracker tracker_;
+};
+
+// Collects frames from a capture loop and hands them to Engine::onFrames in
+// batches. libpcap reuses its buffer for the next frame, so frames are copied
+// (into a fixed buffer: nothing is allocated per frame). Frames reach the
+// engine late: call flush() before using the engine otherwise (advanceTo,
+// finish, stats, ...).
+class FrameBatcher {
+ public:
+  FrameBatcher(Engine& engine, int link_type)
+      : engine_(engine), link_type_(link_type), bytes_(new uint8_t[kBytes]) {}
+  void add(Micros ts, std::span<const uint8_t> frame);
+  void flush();
+
+ private:
+  // A batch is long compared with the look-ahead (a few frames) and small
+  // enough for the copies to stay in the L2 cache until processed.
+  static constexpr size_t kFrames = 256;
+  static constexpr size_t kBytes = 128 << 10;
+  Engine& engine_;
+  int link_type_;
+  std::unique_ptr<uint8_t[]> bytes_;
+  Engine::Frame frames_[kFrames];
+  size_t count_ = 0;
+  size_t used_ = 0;
 };
 
 }  // namespace mqttlive

@@ -25,7 +25,16 @@ class FlowTable {
   explicit FlowTable(uint32_t initial_capacity = 1024);
 
   // Slot index for key, or kNone.
-  uint32_t find(const FlowKey& k, const std::vector<FlowKey>& keys) const;
+  uint32_t find(const FlowKey& k, const std::vector<FlowKey>& keys) const {
+    return find(k, hashFlowKey(k), keys);
+  }
+  // Same, with hash = hashFlowKey(k) computed by the caller.
+  uint32_t find(const FlowKey& k, uint64_t hash, const std::vector<FlowKey>& keys) const;
+  // Look-ahead for batched lookups (Engine::onFrames): start loading the
+  // bucket of `hash`; later, the slot of the first entry with its tag, a
+  // likely but unverified match (kNone if none). Neither changes anything.
+  [[gnu::always_inline]] void prefetch(uint64_t hash) const { __builtin_prefetch(&buckets_[static_cast<uint32_t>(hash >> 32) & mask_]); }
+  uint32_t candidate(uint64_t hash) const;
   // Inserts key -> slot (the caller stores keys[slot] = k first).
   void insert(const FlowKey& k, uint32_t slot, const std::vector<FlowKey>& keys);
   void erase(const FlowKey& k, const std::vector<FlowKey>& keys);

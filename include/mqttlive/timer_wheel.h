@@ -21,6 +21,10 @@ class TimerWheel {
   void cancel(uint32_t id);
   bool armed(uint32_t id) const { return id < nodes_.size() && nodes_[id].prev != kNone; }
   Micros deadlineOf(uint32_t id) const { return nodes_[id].deadline; }
+  // Start loading id's node (look-ahead of batched frames).
+  [[gnu::always_inline]] void prefetch(uint32_t id) const {
+    if (id < nodes_.size()) __builtin_prefetch(&nodes_[id]);
+  }
 
   // Collects ids with deadline <= now into `due` (cancelled from the wheel),
   // sorted by deadline, then id. Buckets are visited once per advance.
