@@ -201,3 +201,25 @@ def settled_metrics(web_port, want, extra_closed, timeout=4):
         return state["got"] == want and not open_states(m)
     wait_for(settled, timeout, 0.2)
     return state["m"], state["got"], want
+
+
+def cleanup_on_signal(live, clients):
+    """SIGTERM/SIGINT (ctest's timeout, Ctrl-C): end every process the test started
+    (stopped clients included) before exiting, so no broker, proxy or client is left."""
+    def handler(signum, frame):
+        for c in clients:
+            try:
+                c.reap()
+            except Exception:
+                pass
+        for p in live.procs:
+            if p.poll() is None:
+                p.kill()
+                try:
+                    p.wait(2)
+                except subprocess.TimeoutExpired:
+                    pass
+        print("interrupted by signal %d: processes ended" % signum, flush=True)
+        os._exit(1)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

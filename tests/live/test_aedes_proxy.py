@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aedes_lab import (EventTail, NodeClient, aedes_log, metric, nonzero, note,  # noqa: E402
+from aedes_lab import (EventTail, cleanup_on_signal, NodeClient, aedes_log, metric, nonzero, note,  # noqa: E402
                        open_states, prerequisites, settled_metrics, start_aedes)
 from live_common import Live, free_port, wait_for, wait_port  # noqa: E402
 
@@ -36,15 +36,23 @@ def has_ipv6_loopback():
         return False
 
 
-def haproxy_config(fe_v2, fe_v1, fe_v2_6, fe_v1_6, aedes_proxy_port, ipv6):
+def haproxy_config(fe_v2, fe_v1, fe_v2_6, fe_v1_6, fe_tlv, aedes_proxy_port, ipv6):
     six = lambda port: ("    bind [::1]:%d\n" % port) if ipv6 else ""  # noqa: E731
     return ("global\n    maxconn 200\n\n"
             "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\n"
             "frontend fe_v2\n    bind 127.0.0.1:%d\n%s    default_backend be_v2\n\n"
             "backend be_v2\n    server aedes 127.0.0.1:%d send-proxy-v2\n\n"
             "frontend fe_v1\n    bind 127.0.0.1:%d\n%s    default_backend be_v1\n\n"
-            "backend be_v1\n    server aedes 127.0.0.1:%d send-proxy\n"
-            % (fe_v2, six(fe_v2_6), aedes_proxy_port, fe_v1, six(fe_v1_6), aedes_proxy_port))
+            "backend be_v1\n    server aedes 127.0.0.1:%d send-proxy\n\n"
+            # v2 with TLVs after the addresses (CRC32C, unique id), and health checks that send
+            # a v2 LOCAL header (with a CRC32C TLV) every 500 ms, as HAProxy does in front of
+            # a PROXY-protocol broker.
+            "frontend fe_tlv\n    bind 127.0.0.1:%d\n    unique-id-format %%{+X}o%%ci:%%cp_%%fi:%%fp_%%Ts_%%rt:%%pid\n"
+            "    default_backend be_tlv\n\n"
+            "backend be_tlv\n    server aedes 127.0.0.1:%d send-proxy-v2 proxy-v2-options crc32c,unique-id"
+            " check check-send-proxy inter 500ms\n"
+            % (fe_v2, six(fe_v2_6), aedes_proxy_port, fe_v1, six(fe_v1_6), aedes_proxy_port, fe_tlv,
+               aedes_proxy_port))
 
 
 def main():
@@ -54,11 +62,11 @@ def main():
         return live.finish()
     ipv6 = has_ipv6_loopback()
     tcp_port, proxy_port, web_port = free_port(), free_port(), free_port()
-    fe_v2, fe_v1 = free_port(), free_port()
+    fe_v2, fe_v1, fe_tlv = free_port(), free_port(), free_port()
     fe_v2_6, fe_v1_6 = (free_port(), free_port()) if ipv6 else (None, None)
     cfg = live.path("haproxy.cfg")
     with open(cfg, "w") as f:
-        f.write(haproxy_config(fe_v2, fe_v1, fe_v2_6, fe_v1_6, proxy_port, ipv6))
+        f.write(haproxy_config(fe_v2, fe_v1, fe_v2_6, fe_v1_6, fe_tlv, proxy_port, ipv6))
     live.logs.append(cfg)
     live.start_mqttlive(BIN, (
         "capture:\n  interfaces: [lo]\n  timeout_ms: 20\n"
@@ -66,6 +74,7 @@ def main():
         "keepalive:\n  close_settle_seconds: 1\n") % proxy_port, web_port)
     tail = EventTail(live.events_path)
     clients = []
+    cleanup_on_signal(live, clients)
 
     def client(name, frontend, source, *args):
         host = "[::1]" if ":" in source else "127.0.0.1"
@@ -81,8 +90,9 @@ def main():
                           aedes_log(live)):
             return live.finish()
         # -db: foreground, no daemon: a private process the test owns and ends.
-        live.start("haproxy", ["haproxy", "-db", "-f", cfg])
-        if not live.check("haproxy listens on its frontends", all(wait_port(p, 10) for p in (fe_v2, fe_v1)),
+        t_haproxy = time.time()
+        hp = live.start("haproxy", ["haproxy", "-db", "-f", cfg])
+        if not live.check("haproxy listens on its frontends", all(wait_port(p, 10) for p in (fe_v2, fe_v1, fe_tlv)),
                           open(live.path("haproxy.log")).read()):
             return live.finish()
 
@@ -106,6 +116,8 @@ def main():
         for v, fe, src in (("v2", fe_v2, "127.0.0.2"), ("v1", fe_v1, "127.0.0.3")):
             cases["px-%s-clean" % v] = (v, src, client("px-%s-clean" % v, fe, src, "--keepalive", "10"))
             cases["px-%s-killed" % v] = (v, src, client("px-%s-killed" % v, fe, src, "--keepalive", "10"))
+        cases["px-tlv-clean"] = ("v2", "127.0.0.4", client("px-tlv-clean", fe_tlv, "127.0.0.4", "--keepalive", "10"))
+        cases["px-tlv-killed"] = ("v2", "127.0.0.4", client("px-tlv-killed", fe_tlv, "127.0.0.4", "--keepalive", "10"))
         if ipv6:
             for v, fe in (("v2", fe_v2_6), ("v1", fe_v1_6)):
                 cases["px-%s-ipv6" % v] = (v, "::1", client("px-%s-ipv6" % v, fe, "::1", "--keepalive", "10"))
@@ -148,7 +160,7 @@ def main():
                        "client connected %s from %s:%s (PROXY %s)" % (cid, host, port, v) in log,
                        [l for l in log.splitlines() if cid in l])
 
-        for v in ("v2", "v1"):
+        for v in ("v2", "v1", "tlv"):
             for kind, reason, by in (("clean", "graceful_disconnect", None),
                                      ("killed", "client_fin_without_disconnect", "client"),
                                      ("ipv6", "graceful_disconnect", None)):
@@ -190,14 +202,24 @@ def main():
         live.check("every event of a proxied connection carries client_real",
                    all(e.get("client_real") for e in tail.find() if e["client_id"] in cases),
                    [e for e in tail.find() if e["client_id"] in cases and not e.get("client_real")])
+        # HAProxy's health checks: a v2 LOCAL header (no addresses), then a close.
+        hc = [e for e in tail.find("closed")
+              if e["client_id"] is None and e["client_real"] is None and e["ts"] > t_haproxy]
+        note("%d HAProxy health checks (PROXY v2 LOCAL) seen as closes without MQTT: %s"
+             % (len(hc), {r: sum(1 for e in hc if e["reason"] == r) for r in set(e["reason"] for e in hc)}))
+        live.check("HAProxy health checks (PROXY v2 LOCAL + CRC32C TLV) seen, without client_real", len(hc) >= 2,
+                   len(hc))
+        # End HAProxy (its health checks) before the counters are compared.
+        hp.terminate()
+        hp.wait(5)
         extra = {}
         for ev in tail.find("closed"):
-            if ev["client_id"] not in cases:   # port checks and probes
+            if ev["client_id"] not in cases:   # port checks, probes, health checks
                 extra[ev["reason"]] = extra.get(ev["reason"], 0) + 1
         n_clean = sum(1 for cid in cases if cid.endswith("clean") or cid.endswith("ipv6"))
         m, got, want = settled_metrics(web_port, {
             'mqttlive_connections_closed_total{reason="graceful_disconnect"}': n_clean,
-            'mqttlive_connections_closed_total{reason="client_fin_without_disconnect"}': 2,
+            'mqttlive_connections_closed_total{reason="client_fin_without_disconnect"}': 3,
             'mqttlive_connections_closed_total{reason="broker_close_keepalive"}': 2,
             "mqttlive_keepalive_expirations_total": 2,
             'mqttlive_mqtt_packets_total{direction="client",type="CONNECT"}': len(cases) + n_probe,

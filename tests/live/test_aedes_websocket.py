@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aedes_lab import (EventTail, NodeClient, aedes_log, metric, nonzero, note,  # noqa: E402
+from aedes_lab import (EventTail, cleanup_on_signal, NodeClient, aedes_log, metric, nonzero, note,  # noqa: E402
                        open_states, prerequisites, settled_metrics, start_aedes)
 from live_common import Live, free_port, try_call, wait_for  # noqa: E402
 from mqtt_client import _varint  # noqa: E402
@@ -40,6 +40,7 @@ def main():
         "keepalive:\n  close_settle_seconds: 1\n") % ws_port, web_port)
     tail = EventTail(live.events_path)
     clients = []
+    cleanup_on_signal(live, clients)
 
     def client(name, *args):
         c = NodeClient(live, name, ["--ws", "ws://127.0.0.1:%d/mqtt" % ws_port, "--id", name] + list(args))
@@ -94,6 +95,11 @@ def main():
         clean.command("publish mqttlive/clean 1")
         live.check("C. MQTT.js QoS 1 publish acked by aedes over WebSocket",
                    clean.wait("published", 5) and clean.wait("recv", 5, cmd="publish"), clean.lines)
+        # 200 kB PUBLISH both ways: 64-bit WebSocket frame lengths, a frame over many TCP segments.
+        clean.command("publish mqttlive/clean 1 200000")
+        live.check("C. 200 kB QoS 1 publish acked and delivered back over WebSocket",
+                   wait_for(lambda: len(clean.seen("published")) >= 2 and len(clean.seen("recv", cmd="publish")) >= 2,
+                            10, 0.02), clean.lines)
         clean.command("end")
         # D. killed client: SIGKILL, the kernel sends a FIN, no Close frame, no DISCONNECT.
         killed = client("ws-killed", "--keepalive", "10")
@@ -168,7 +174,8 @@ def main():
         stop_pings.set()
 
         # B. the live client kept pinging past several deadlines: never expired.
-        live.check("B. live MQTT.js client sent PINGREQs over WebSocket", len(alive.seen("send", cmd="pingreq")) >= 2,
+        live.check("B. live MQTT.js client sent PINGREQs over WebSocket",
+                   wait_for(lambda: len(alive.seen("send", cmd="pingreq")) >= 2, 3, 0.05),
                    alive.lines)
         live.check("B. live client never expired", not tail.find("keepalive_expired", "ws-alive"),
                    tail.find(client_id="ws-alive"))
@@ -198,9 +205,9 @@ def main():
         live.check("metrics: closes by reason, expirations, CONNECT/CONNACK counts", got == want,
                    {k: (got[k], want[k]) for k in want if got[k] != want[k]})
         live.check("metrics: PUBLISH both ways, PUBACK, SUBSCRIBE, PINGREQ counted inside WebSocket",
-                   (metric(m, 'mqttlive_mqtt_packets_total{direction="client",type="PUBLISH"}') or 0) >= 2
-                   and (metric(m, 'mqttlive_mqtt_packets_total{direction="broker",type="PUBLISH"}') or 0) >= 1
-                   and (metric(m, 'mqttlive_mqtt_packets_total{direction="broker",type="PUBACK"}') or 0) >= 1
+                   (metric(m, 'mqttlive_mqtt_packets_total{direction="client",type="PUBLISH"}') or 0) >= 3
+                   and (metric(m, 'mqttlive_mqtt_packets_total{direction="broker",type="PUBLISH"}') or 0) >= 2
+                   and (metric(m, 'mqttlive_mqtt_packets_total{direction="broker",type="PUBACK"}') or 0) >= 2
                    and (metric(m, 'mqttlive_mqtt_packets_total{direction="client",type="SUBSCRIBE"}') or 0) >= 2
                    and (metric(m, 'mqttlive_mqtt_packets_total{direction="client",type="PINGREQ"}') or 0) >= 3,
                    nonzero(m, "mqttlive_mqtt_packets_total"))

@@ -79,6 +79,21 @@ function headerLength (buf) {
   return false
 }
 
+// aedes-protocol-decoder 2.2.0 (proxy-protocol-js 4) does not skip the TLVs that may
+// follow the v2 addresses (HAProxy `proxy-v2-options crc32c,unique-id`, AWS, Azure): it
+// hands them to aedes as MQTT bytes and aedes drops the connection. So they are cut here,
+// keeping the addresses for the decoder.
+const V2_ADDR_LEN = { 0x00: 0, 0x11: 12, 0x12: 12, 0x21: 36, 0x22: 36, 0x31: 216, 0x32: 216 }
+function withoutTlvs (buf) {
+  if (buf.length < 16 || !buf.subarray(0, 12).equals(V2_SIG)) return buf
+  const len = buf.readUInt16BE(14)
+  const addr = V2_ADDR_LEN[buf[13]]
+  if (addr === undefined || len <= addr) return buf
+  const head = Buffer.from(buf.subarray(0, 16 + addr))
+  head.writeUInt16BE(addr, 14)
+  return Buffer.concat([head, buf.subarray(16 + len)])
+}
+
 if (proxyPort) {
   listen(net.createServer((conn) => {
     let pending = Buffer.alloc(0)
@@ -92,7 +107,7 @@ if (proxyPort) {
         conn.destroy()
         return
       }
-      const req = { connDetails: protocolDecoder(conn, pending, {}) }
+      const req = { connDetails: protocolDecoder(conn, withoutTlvs(pending), {}) }
       const rest = req.connDetails.data
       if (rest && rest.length) conn.unshift(Buffer.from(rest))
       aedes.handle(conn, req)

@@ -7,7 +7,7 @@
 // proxy's address and the real client's differ.
 // stdout: one JSON object a line, flushed: {"ev":"connected","t":EPOCH,"local":"ip:port"},
 // {"ev":"send"|"recv","cmd":"pingreq",...,"t":EPOCH} per MQTT packet, {"ev":"close"},
-// {"ev":"error","msg":...}. stdin: "publish TOPIC QOS", "subscribe TOPIC", "end"
+// {"ev":"error","msg":...}. stdin: "publish TOPIC QOS [SIZE]", "subscribe TOPIC", "end"
 // (DISCONNECT, then exit). The tests stop it with SIGSTOP (a hung app) or SIGKILL (FIN).
 const net = require('net')
 const mqtt = require('mqtt')
@@ -58,10 +58,11 @@ process.stdin.on('data', (d) => {
   buf += d
   let nl
   while ((nl = buf.indexOf('\n')) >= 0) {
-    const [cmd, a, b] = buf.slice(0, nl).trim().split(/\s+/)
+    const [cmd, a, b, size] = buf.slice(0, nl).trim().split(/\s+/)
     buf = buf.slice(nl + 1)
     if (cmd === 'publish') {
-      client.publish(a, 'hello from ' + options.clientId, { qos: Number(b || 0) }, (err) =>
+      const payload = size ? Buffer.alloc(Number(size), 'p') : 'hello from ' + options.clientId
+      client.publish(a, payload, { qos: Number(b || 0) }, (err) =>
         out({ ev: 'published', err: err ? err.message : null }))
     } else if (cmd === 'subscribe') {
       client.subscribe(a, (err) => out({ ev: 'subscribed', err: err ? err.message : null }))
