@@ -67,14 +67,6 @@ uint32_t FlowTable::find(const FlowKey& k, uint64_t hash, const std::vector<Flow
   }
 }
 
-uint32_t FlowTable::candidate(uint64_t hash) const {
-  const uint32_t tag = static_cast<uint32_t>(hash >> 32);
-  for (uint32_t i = tag & mask_;; i = (i + 1) & mask_) {
-    const Bucket& b = buckets_[i];
-    if (b.slot == kNone || b.hash_hi == tag) return b.slot;
-  }
-}
-
 void FlowTable::insert(const FlowKey& k, uint32_t slot, const std::vector<FlowKey>& keys) {
   const uint32_t tag = static_cast<uint32_t>(hashFlowKey(k) >> 32);
   uint32_t i = tag & mask_;

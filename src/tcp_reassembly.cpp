@@ -263,7 +263,7 @@ void StreamReassembler::checkFin() {
   if (fin_pending_ && !fin_seen_ && seqDiff(next_seq_, fin_seq_) >= 0) fin_seen_ = true;
 }
 
-void StreamReassembler::onPeerAck(Micros ts, uint32_t ack, ReassemblySink& sink, ReassemblyBudget& budget) {
+void StreamReassembler::peerAck(Micros ts, uint32_t ack, ReassemblySink& sink, ReassemblyBudget& budget) {
   // With nothing buffered the missing bytes may simply not have reached the
   // capture yet (multi-queue NICs reorder), so only a hole that later
   // captured data already sits behind is given up.

@@ -618,9 +618,7 @@ void SessionTracker::onClosed(ConnHandle h, ClientTcp client_tcp) {
   --open_count_;
 }
 
-void SessionTracker::advanceTo(Micros now) {
-  if (now < now_) return;  // time never runs backwards (reordered capture)
-  now_ = now;
+void SessionTracker::fireDue(Micros now) {
   wheel_.advance(now, due_);
   for (uint32_t h : due_) {
     Slot& s = slots_[h];

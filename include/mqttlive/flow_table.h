@@ -34,7 +34,13 @@ class FlowTable {
   // bucket of `hash`; later, the slot of the first entry with its tag, a
   // likely but unverified match (kNone if none). Neither changes anything.
   [[gnu::always_inline]] void prefetch(uint64_t hash) const { __builtin_prefetch(&buckets_[static_cast<uint32_t>(hash >> 32) & mask_]); }
-  uint32_t candidate(uint64_t hash) const;
+  uint32_t candidate(uint64_t hash) const {
+    const auto tag = static_cast<uint32_t>(hash >> 32);
+    for (uint32_t i = tag & mask_;; i = (i + 1) & mask_) {
+      const Bucket& b = buckets_[i];
+      if (b.slot == kNone || b.hash_hi == tag) return b.slot;
+    }
+  }
   // Inserts key -> slot (the caller stores keys[slot] = k first).
   void insert(const FlowKey& k, uint32_t slot, const std::vector<FlowKey>& keys);
   void erase(const FlowKey& k, const std::vector<FlowKey>& keys);

@@ -59,7 +59,11 @@ class StreamReassembler {
 
   // The peer acknowledged `ack`: any hole below it will never be filled by a
   // capture we missed, so flush buffered data past it as a kNotCaptured gap.
-  void onPeerAck(Micros ts, uint32_t ack, ReassemblySink& sink, ReassemblyBudget& budget);
+  // Called for nearly every segment, and with nothing buffered and no FIN
+  // awaited there is nothing to do: that check is inline.
+  void onPeerAck(Micros ts, uint32_t ack, ReassemblySink& sink, ReassemblyBudget& budget) {
+    if (pending_ || (fin_pending_ && !fin_seen_)) peerAck(ts, ack, sink, budget);
+  }
 
   // End of stream (close, eviction, end of capture): deliver what is buffered,
   // holes as gaps, and release the buffer.
@@ -87,6 +91,7 @@ class StreamReassembler {
   void deliverContiguous(Micros ts, ReassemblySink& sink, ReassemblyBudget& budget, ReassemblyStats* stats);
   void gapToFirstPending(Micros ts, ReassemblySink& sink, GapReason reason);
   void checkFin();
+  void peerAck(Micros ts, uint32_t ack, ReassemblySink& sink, ReassemblyBudget& budget);
 
   uint32_t next_seq_ = 0;
   uint32_t fin_seq_ = 0;

@@ -29,6 +29,8 @@ class TimerWheel {
   // Collects ids with deadline <= now into `due` (cancelled from the wheel),
   // sorted by deadline, then id. Buckets are visited once per advance.
   void advance(Micros now, std::vector<uint32_t>& due);
+  // advance(now) would find nothing due (cheap; checked for every packet).
+  bool quiet(Micros now) const { return now < quiet_until_; }
   size_t size() const { return count_; }
   size_t memoryBytes() const { return heads_.capacity() * sizeof(uint32_t) + nodes_.capacity() * sizeof(Node); }
 

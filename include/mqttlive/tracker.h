@@ -78,7 +78,11 @@ class SessionTracker {
   void onClosed(ConnHandle h, ClientTcp client_tcp);
 
   // Fire every deadline <= now (keepalive_expired, idle transitions).
-  void advanceTo(Micros now);
+  void advanceTo(Micros now) {
+    if (now < now_) return;  // time never runs backwards (reordered capture)
+    now_ = now;
+    if (!wheel_.quiet(now)) fireDue(now);
+  }
   // End of an offline capture: one open_at_end per connection still open.
   void finish(Micros end_ts);
 
@@ -232,6 +236,7 @@ class SessionTracker {
   };
   void fill(const Slot& s, ConnectionInfo& c) const;
   Extra& extra(Slot& s);
+  void fireDue(Micros now);
   void setState(Slot& s, ConnState st);
   void rearm(ConnHandle h, Slot& s);
   void activity(ConnHandle h, Slot& s, Micros ts);
