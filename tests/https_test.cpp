@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -73,6 +74,13 @@ Pki& pki() {
   static Pki p;
   return p;
 }
+
+// A client that gives up mid-handshake must not kill the test with SIGPIPE
+// (mqttlive itself ignores SIGPIPE in live mode).
+const bool kIgnoreSigpipe = [] {
+  std::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 // ---- a minimal verifying HTTPS client on OpenSSL ----
 
