@@ -109,7 +109,7 @@ def main():
             return live.finish()
         n_probe = len(tail.find("connected"))
 
-        cases = {}   # client id -> (version, source address)
+        cases = {}   # client id -> (PROXY version, source address, NodeClient)
         for v, fe, src in (("v2", fe_v2, "127.0.0.2"), ("v1", fe_v1, "127.0.0.3")):
             # hung app (K = 2 s), stopped once subscribed
             cases["px-%s-hung" % v] = (v, src, client("px-%s-hung" % v, fe, src, "--keepalive", str(K)))
