@@ -62,6 +62,20 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   void applyPorts() {
     ports.reset();
     for (uint16_t p : cfg.broker_ports) ports.set(p);
+    few_ports = 0;
+    if (ports.count() <= kFewPorts)
+      for (size_t p = 0; p < ports.size(); ++p)
+        if (ports.test(p)) few_port[few_ports++] = static_cast<uint16_t>(p);
+  }
+
+  // Is `port` a broker port? Asked twice for most packets. A few ports (the
+  // usual case) are compared directly: the 8 KiB bitset, indexed by random
+  // client ports, costs a cache miss now and then.
+  bool watched(uint16_t port) const {
+    if (few_ports == 0) return ports.test(port);
+    for (uint32_t i = 0; i < few_ports; ++i)
+      if (few_port[i] == port) return true;
+    return false;
   }
 
   // --- current context for the sink callbacks (set before feeding) ---
@@ -208,7 +222,13 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     Flow& f = flows[idx];
     // Bytes still buffered were sent before the close began: stamp them no later.
     flushStreams(f, f.closing ? std::min(ts, f.close_ts) : ts);
-    if (engine.tracker_.isOpen(f.conn)) engine.tracker_.onClosed(f.conn, clientTcp(f, f.close_side, f.close_rst));
+    if (f.xport && f.xport->proxyLocal() && !f.mqtt) {
+      // A PROXY header naming no client, then no MQTT: the proxy's own health
+      // check, not a client that vanished. It leaves no event.
+      engine.tracker_.discard(f.conn);
+    } else if (engine.tracker_.isOpen(f.conn)) {
+      engine.tracker_.onClosed(f.conn, clientTcp(f, f.close_side, f.close_rst));
+    }
     forget(idx);
   }
 
@@ -287,10 +307,10 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   // Which side sent a segment of a watched connection, and its flow key;
   // false when neither port is a broker port.
   bool flowKey(const TcpSegment& seg, Side& side, FlowKey& key) const {
-    if (ports.test(seg.dst.port)) {
+    if (watched(seg.dst.port)) {
       side = Side::kClient;
       key = FlowKey{seg.src, seg.dst};
-    } else if (ports.test(seg.src.port)) {
+    } else if (watched(seg.src.port)) {
       side = Side::kBroker;
       key = FlowKey{seg.dst, seg.src};
     } else {
@@ -403,6 +423,9 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   Engine& engine;
   EngineConfig cfg;
   std::bitset<65536> ports;
+  static constexpr uint32_t kFewPorts = 4;
+  uint16_t few_port[kFewPorts] = {};
+  uint32_t few_ports = 0;  // 0: more than kFewPorts, use `ports`
   FlowTable table;
   std::vector<Flow> flows;
   std::vector<FlowKey> keys;
@@ -520,6 +543,12 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
 }
 
 void FrameBatcher::add(Micros ts, std::span<const uint8_t> frame) {
+  // With few flows their state stays in the cache and the look-ahead has
+  // nothing to hide: the copy would be pure overhead.
+  if (count_ == 0 && engine_.openFlows() < kMinFlows) {
+    engine_.onFrame(ts, link_type_, frame);
+    return;
+  }
   if (count_ == kFrames || used_ + frame.size() > kBytes) flush();
   if (frame.size() > kBytes) {  // too big to copy: on its own, in order
     engine_.onFrame(ts, link_type_, frame);

@@ -14,38 +14,27 @@ inline uint64_t load64(const uint8_t* p) {
 
 constexpr uint64_t kMul = 0x9fb21c651e98df25ull;
 
-// One multiply-xorshift round: the multiply spreads low bits upward, the
-// shift brings the well-mixed high bits back down for the next word.
-inline uint64_t absorb(uint64_t h, uint64_t w) {
-  h ^= w;
-  h *= kMul;
-  return h ^ (h >> 29);
-}
-
 // The full table never exceeds this load factor (70%).
 inline bool overLoad(size_t count, size_t capacity) { return count * 10 > capacity * 7; }
 
 }  // namespace
 
 uint64_t hashFlowKey(const FlowKey& k) {
-  // Two independent lanes over the two endpoints halve the dependency chain.
-  uint64_t h1 = absorb(0x243f6a8885a308d3ull, load64(k.client.ip.bytes));
-  uint64_t h2 = absorb(0x13198a2e03707344ull, load64(k.broker.ip.bytes));
-  h1 = absorb(h1, load64(k.client.ip.bytes + 8));
-  h2 = absorb(h2, load64(k.broker.ip.bytes + 8));
-  // Ports and the family flags share one word; the flags keep a v4 address
-  // and the identical-byte ::ffff:a.b.c.d v6 address apart, as operator== does.
+  // One multiply per 8-byte word, all independent (they overlap in the
+  // pipeline, unlike a chain of rounds), summed, then one xorshift-multiply
+  // round that brings the well-mixed high bits down to the bucket bits. Ports
+  // and the family flags share one word; the flags keep a v4 address and the
+  // identical-byte ::ffff:a.b.c.d v6 address apart, as operator== does.
   const uint64_t tail = uint64_t{k.client.port} | (uint64_t{k.broker.port} << 16) |
                         (uint64_t{k.client.ip.v4} << 32) | (uint64_t{k.broker.ip.v4} << 33);
-  h1 = absorb(h1, tail);
-  uint64_t h = h1 ^ (h2 * 0xc2b2ae3d27d4eb4full + 0x165667b19e3779f9ull);
-  // Murmur3 finalizer: every input bit affects every output bit, so both the
-  // bucket index (low bits of hash_hi) and the tag are usable.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
+  uint64_t h = (load64(k.client.ip.bytes) ^ 0x243f6a8885a308d3ull) * kMul;
+  h += (load64(k.client.ip.bytes + 8) ^ 0x13198a2e03707344ull) * 0xc2b2ae3d27d4eb4full;
+  h += (load64(k.broker.ip.bytes) ^ 0xa4093822299f31d0ull) * 0x165667b19e3779f9ull;
+  h += (load64(k.broker.ip.bytes + 8) ^ 0x082efa98ec4e6c89ull) * 0xff51afd7ed558ccdull;
+  h += (tail ^ 0x452821e638d01377ull) * 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 32;
+  h *= 0x9e3779b97f4a7c15ull;
+  h ^= h >> 29;
   return h;
 }
 
