@@ -79,7 +79,12 @@ void FlowTransport::feed(Side side, Micros ts, std::span<const uint8_t> bytes, c
     if (r == ProxyHeaderParser::Result::kDone) {
       ++stats.proxy_headers;
       if (proxy_->malformed()) ++stats.proxy_errors[static_cast<int>(ProxyError::kBadHeader)];
-      if (proxy_->hasSource()) sink.onClientReal(proxy_->source());
+      if (proxy_->hasSource()) {
+        sink.onClientReal(proxy_->source());
+      } else if (proxy_->local()) {
+        proxy_local_ = true;
+        ++stats.proxy_local;
+      }
     } else {
       // No header after all (a client that reached the broker directly): what
       // was held back is the stream itself.

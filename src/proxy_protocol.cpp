@@ -109,7 +109,10 @@ bool ProxyHeaderParser::parseV1() {
     }
   }
   if (k < 2 || f[0] != "PROXY") return false;
-  if (f[1] == "UNKNOWN") return true;  // the proxy could not tell: no address, not an error
+  if (f[1] == "UNKNOWN") {  // the proxy could not tell (or its own health check): no address
+    local_ = true;
+    return true;
+  }
   if ((f[1] != "TCP4" && f[1] != "TCP6") || k != 6 || !line.empty()) return false;
   const bool v6 = f[1] == "TCP6";
   Endpoint src, dst;
@@ -125,7 +128,10 @@ bool ProxyHeaderParser::parseV2() {
   const uint8_t command = buf_[12] & 0x0f;
   const uint8_t family = buf_[13];
   const uint32_t addr_len = v2_total_ - static_cast<uint32_t>(kV2Preamble);
-  if (command == 0) return true;  // LOCAL: the proxy's own connection (health check)
+  if (command == 0) {  // LOCAL: the proxy's own connection (health check)
+    local_ = true;
+    return true;
+  }
   if (command != 1) return false;
   const uint8_t* a = buf_ + kV2Preamble;
   if (family == 0x11) {  // AF_INET, STREAM

@@ -17,6 +17,7 @@ struct Outcome {
   Bytes rest;  // what the next stage receives: kept() on failure + the remaining bytes
   bool has_source = false;
   bool malformed = false;
+  bool local = false;
   std::string source;
 };
 
@@ -35,6 +36,7 @@ Outcome run(const Bytes& b, size_t piece) {
   }
   o.has_source = p.hasSource();
   o.malformed = p.malformed();
+  o.local = p.local();
   if (o.has_source) o.source = formatEndpoint(p.source());
   return o;
 }
@@ -74,6 +76,7 @@ TEST(ProxyProtocol, V1Tcp4AndTcp6) {
   EXPECT_EQ(unknown.result, ProxyHeaderParser::Result::kDone);
   EXPECT_FALSE(unknown.has_source);
   EXPECT_FALSE(unknown.malformed);
+  EXPECT_TRUE(unknown.local);
   EXPECT_EQ(unknown.rest, kConnect);
 }
 
@@ -124,9 +127,17 @@ TEST(ProxyProtocol, V2LocalAndOtherFamiliesCarryNoAddress) {
   EXPECT_EQ(local.result, ProxyHeaderParser::Result::kDone);
   EXPECT_FALSE(local.has_source);
   EXPECT_FALSE(local.malformed);
+  EXPECT_TRUE(local.local);
   EXPECT_EQ(local.rest, kConnect);
+  // HAProxy's health check: LOCAL with a CRC32C TLV (check-send-proxy, proxy-v2-options crc32c).
+  auto check = run(v2(0x20, 0x00, {}, Bytes{0x03, 0x00, 0x04, 0xa9, 0xb8, 0x7e, 0x8f}), 7);
+  EXPECT_EQ(check.result, ProxyHeaderParser::Result::kDone);
+  EXPECT_TRUE(check.local);
+  EXPECT_FALSE(check.malformed);
+  EXPECT_TRUE(check.rest.empty());
   auto unix_ = run(v2(0x21, 0x31, Bytes(216, 'u')) + kConnect, 50);
   EXPECT_FALSE(unix_.has_source);
+  EXPECT_FALSE(unix_.local);  // a relayed client, only without a TCP address
   EXPECT_FALSE(unix_.malformed);
   EXPECT_EQ(unix_.rest, kConnect);
   auto short4 = run(v2(0x21, 0x11, Bytes(4, 1)) + kConnect, 50);

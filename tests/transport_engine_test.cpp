@@ -391,5 +391,32 @@ TEST(ProxyEngine, MissingHeaderIsCountedAndTheStreamStillDecodes) {
   EXPECT_EQ(field(lines.back(), "transport_errors"), "{\"proxy_bad_header\":1}") << lines.back();
 }
 
+// HAProxy `check check-send-proxy` with send-proxy-v2: connect, a LOCAL header
+// (here with HAProxy's CRC32C TLV), then a reset. Not a client: no event, no
+// close counted. A relayed client that sends nothing and leaves is still one.
+TEST(ProxyEngine, LocalHealthCheckLeavesNoEvent) {
+  PcapWriter w;
+  TcpConversation check(w, v4("10.4.0.9", 40003), v4("10.4.0.1", 1883));
+  check.handshake(kT0);
+  Bytes local = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 7,
+                 0x03, 0x00, 0x04, 0xa9, 0xb8, 0x7e, 0x8f};
+  check.client(kT0 + 1000, local);
+  check.clientRst(kT0 + 2000);
+  TcpConversation v1check(w, v4("10.4.0.9", 40004), v4("10.4.0.1", 1883));
+  v1check.handshake(kT0 + kS);
+  v1check.client(kT0 + kS + 1000, text("PROXY UNKNOWN\r\n"));
+  v1check.clientFin(kT0 + kS + 2000);
+  TcpConversation relayed(w, v4("10.4.0.9", 40005), v4("10.4.0.1", 1883));
+  relayed.handshake(kT0 + 2 * kS);
+  relayed.client(kT0 + 2 * kS + 1000, proxyV2Inet4("203.0.113.9", 61001));
+  relayed.clientFin(kT0 + 2 * kS + 2000);
+  auto lines = runCapture(w, withPort(1883, Transport::kTcp, true));
+  auto closed = eventsOf(lines, "closed");
+  ASSERT_EQ(closed.size(), 1u) << lines.size();
+  EXPECT_EQ(field(closed[0], "client_real"), "\"203.0.113.9:61001\"");
+  EXPECT_EQ(field(closed[0], "reason"), "\"client_fin_without_disconnect\"");
+  EXPECT_EQ(field(lines.back(), "transport_errors"), "{}") << lines.back();
+}
+
 }  // namespace
 }  // namespace mqttlive

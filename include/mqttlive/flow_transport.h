@@ -33,6 +33,7 @@ struct TransportStats {
   uint64_t tls_errors[static_cast<int>(TlsError::kCount)] = {};
   uint64_t proxy_errors[static_cast<int>(ProxyError::kCount)] = {};
   uint64_t proxy_headers = 0;     // PROXY headers read (v1 or v2), usable or not
+  uint64_t proxy_local = 0;       // of them v2 LOCAL / v1 UNKNOWN: the proxy's own (health checks)
   uint64_t ws_upgrades = 0;       // WebSocket upgrades completed (client request + 101)
   uint64_t ws_close_frames = 0;   // WebSocket Close frames (either side)
   uint64_t tls_established = 0;   // TLS connections that reached application data both ways
@@ -73,6 +74,9 @@ class FlowTransport {
   // TLS only: at the first FIN/RST at `ts`, was the client's TLS close right before it?
   bool tlsCloseIntent(Micros ts) const;
   Transport transport() const { return transport_; }
+  // The stream began with a PROXY v2 LOCAL or v1 UNKNOWN header: the proxy
+  // opened the connection itself, e.g. a health check.
+  bool proxyLocal() const { return proxy_local_; }
 
  private:
   void feedStage(Side side, Micros ts, std::span<const uint8_t> bytes, const WebSocketLimits& ws_limits,
@@ -84,6 +88,7 @@ class FlowTransport {
   Transport transport_;
   // Only until the PROXY header is read: then released.
   std::unique_ptr<ProxyHeaderParser> proxy_;
+  bool proxy_local_ = false;
   std::variant<std::monostate, WsPair, TlsTracker> stage_;
 };
 

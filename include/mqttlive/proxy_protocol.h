@@ -37,6 +37,9 @@ class ProxyHeaderParser {
   // (v1 TCP4/TCP6, v2 PROXY command with AF_INET/AF_INET6 stream).
   // "PROXY UNKNOWN" and v2 LOCAL (health checks) carry none.
   bool hasSource() const { return has_source_; }
+  // After kDone: v2 LOCAL or v1 UNKNOWN, the proxy's own connection (health
+  // checks: HAProxy `check-send-proxy` sends v2 LOCAL), not a relayed client.
+  bool local() const { return local_; }
   const Endpoint& source() const { return source_; }
   int version() const { return version_; }
   // After kDone: the header was complete but unusable (bad address, v2
@@ -56,6 +59,7 @@ class ProxyHeaderParser {
   uint32_t v2_total_ = 0;  // v2: 16 + address length
   uint32_t taken_ = 0;     // v2: header bytes consumed so far (kept or skipped)
   bool has_source_ = false;
+  bool local_ = false;
   bool malformed_ = false;
   Endpoint source_;
 };

@@ -107,6 +107,9 @@ if (proxyPort) {
         conn.destroy()
         return
       }
+      if (pending.length >= 16 && pending.subarray(0, 12).equals(V2_SIG) && (pending[12] & 0x0f) === 0) {
+        console.log('PROXY v2 LOCAL (health check) from %s:%d', conn.remoteAddress, conn.remotePort)
+      }
       const req = { connDetails: protocolDecoder(conn, withoutTlvs(pending), {}) }
       const rest = req.connDetails.data
       if (rest && rest.length) conn.unshift(Buffer.from(rest))
