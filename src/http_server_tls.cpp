@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -26,10 +28,66 @@
 
 namespace mqttlive {
 
+namespace {
+
+// What identifies a loaded file's version: a renewal (cert-manager writes a
+// new file and swaps a symlink; certbot rewrites) changes one of these.
+struct FileStamp {
+  bool ok = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+  bool operator==(const FileStamp& o) const {
+    return ok == o.ok && dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+           mtime.tv_nsec == o.mtime.tv_nsec;
+  }
+};
+
+FileStamp stampOf(const std::string& path) {
+  FileStamp f;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return f;
+  f.ok = true;
+  f.dev = st.st_dev;
+  f.ino = st.st_ino;
+  f.size = st.st_size;
+  f.mtime = st.st_mtim;
+  return f;
+}
+
+// Certificate reload: new handshakes switch to `ctx` (a context loaded later
+// from the same files) in the server-name callback, which OpenSSL calls on
+// every ClientHello, with or without SNI.
+struct CurrentContext {
+  std::mutex mu;
+  SSL_CTX* ctx = nullptr;  // one reference owned; null until a reload
+  FileStamp cert_stamp, key_stamp;
+  ~CurrentContext() {
+    if (ctx != nullptr) SSL_CTX_free(ctx);
+  }
+  void replace(SSL_CTX* next) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::swap(ctx, next);
+    if (next != nullptr) SSL_CTX_free(next);  // handshakes that took it hold their own reference
+  }
+};
+
+int useCurrentContext(SSL* ssl, int*, void* arg) {
+  auto* cur = static_cast<CurrentContext*>(arg);
+  std::lock_guard<std::mutex> lock(cur->mu);
+  if (cur->ctx != nullptr && SSL_get_SSL_CTX(ssl) != cur->ctx) SSL_set_SSL_CTX(ssl, cur->ctx);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
 struct HttpServer::TlsFront {
   std::unique_ptr<httplib::SSLServer> server;
   std::thread thread;
   std::atomic<bool> done{false};  // listen_after_bind() returned
+  // Freed before `server`; stopTls() has joined every handshake by then.
+  CurrentContext current;
 };
 
 void HttpServer::TlsFrontDeleter::operator()(TlsFront* t) const { delete t; }
@@ -112,8 +170,15 @@ bool HttpServer::startTls(const std::string& host, std::string& error) {
 
   std::unique_ptr<TlsFront, TlsFrontDeleter> front(new TlsFront);
   std::string ctx_error;
-  front->server = std::make_unique<httplib::SSLServer>(
-      [&](SSL_CTX& ctx) { return configureContext(ctx, opts_, ctx_error); });
+  front->current.cert_stamp = stampOf(opts_.tls_cert_file);
+  front->current.key_stamp = stampOf(opts_.tls_key_file);
+  CurrentContext* current = &front->current;
+  front->server = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+    if (!configureContext(ctx, opts_, ctx_error)) return false;
+    SSL_CTX_set_tlsext_servername_callback(&ctx, useCurrentContext);
+    SSL_CTX_set_tlsext_servername_arg(&ctx, current);
+    return true;
+  });
   if (!front->server->is_valid()) {
     error = !ctx_error.empty() ? ctx_error : "metrics.tls: cannot create a TLS context: " + opensslErrors();
     return false;
@@ -182,6 +247,38 @@ void HttpServer::stopTls() {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   front->thread.join();
+}
+
+bool HttpServer::reloadTls(std::string& error) {
+  if (tls_ == nullptr) return true;
+  CurrentContext& cur = tls_->current;
+  const FileStamp cert = stampOf(opts_.tls_cert_file), key = stampOf(opts_.tls_key_file);
+  SSL_CTX* next = SSL_CTX_new(TLS_server_method());
+  if (next == nullptr) {
+    error = "metrics.tls: cannot create a TLS context: " + opensslErrors();
+    return false;
+  }
+  if (!configureContext(*next, opts_, error)) {
+    SSL_CTX_free(next);
+    return false;
+  }
+  cur.replace(next);
+  std::lock_guard<std::mutex> lock(cur.mu);
+  cur.cert_stamp = cert;
+  cur.key_stamp = key;
+  return true;
+}
+
+bool HttpServer::reloadTlsIfChanged(bool& reloaded, std::string& error) {
+  reloaded = false;
+  if (tls_ == nullptr) return true;
+  {
+    CurrentContext& cur = tls_->current;
+    std::lock_guard<std::mutex> lock(cur.mu);
+    if (stampOf(opts_.tls_cert_file) == cur.cert_stamp && stampOf(opts_.tls_key_file) == cur.key_stamp) return true;
+  }
+  reloaded = reloadTls(error);
+  return reloaded;
 }
 
 }  // namespace mqttlive

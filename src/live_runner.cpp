@@ -203,6 +203,9 @@ int runLive(LiveRunOptions opts) {
   Micros last_ts = 0;
   Micros next_stats = 0, next_publish = 0;
   Micros next_state_save = wallNow() + kStateSaveEvery;
+  // HTTPS: a renewed certificate or key file (cert-manager, certbot) is picked up within a minute.
+  constexpr Micros kTlsCheckEvery = 60 * kMicrosPerSecond;
+  Micros next_tls_check = wallNow() + kTlsCheckEvery;
   uint64_t drops_seen = 0;
   std::vector<pollfd> fds;
   std::vector<Source*> polled;
@@ -289,6 +292,15 @@ int runLive(LiveRunOptions opts) {
       next_state_save = now + kStateSaveEvery;
       saveState(now);
     }
+    if (http.tls() && now >= next_tls_check) {
+      next_tls_check = now + kTlsCheckEvery;
+      bool reloaded = false;
+      std::string terr;
+      if (!http.reloadTlsIfChanged(reloaded, terr))
+        spdlog::error("metrics.tls: renewed files not loaded, keeping the running certificate: {}", terr);
+      else if (reloaded)
+        spdlog::info("metrics.tls: certificate and key reloaded from {}", cfg.metrics.tls.cert_file);
+    }
 
     if (g_reload.exchange(false)) {
       try {
@@ -312,8 +324,16 @@ int runLive(LiveRunOptions opts) {
         next.metrics.basic_auth = cfg.metrics.basic_auth;
         if (next.metrics.tls.cert_file != cfg.metrics.tls.cert_file ||
             next.metrics.tls.key_file != cfg.metrics.tls.key_file ||
-            next.metrics.tls.client_ca_file != cfg.metrics.tls.client_ca_file)
-          spdlog::warn("metrics.tls changes need a restart; keeping the running certificate");
+            next.metrics.tls.client_ca_file != cfg.metrics.tls.client_ca_file) {
+          spdlog::warn("metrics.tls file names changes need a restart; keeping the running certificate");
+        } else if (http.tls()) {
+          // Same files, maybe renewed: new connections get them.
+          std::string terr;
+          if (http.reloadTls(terr))
+            spdlog::info("metrics.tls: certificate and key reloaded from {}", cfg.metrics.tls.cert_file);
+          else
+            spdlog::error("metrics.tls: reload failed, keeping the running certificate: {}", terr);
+        }
         next.metrics.tls = cfg.metrics.tls;
         // Detector thresholds apply now; the windows and the table size shape its state.
         if (!flap.reconfigure(next.detectors.flap))

@@ -43,6 +43,7 @@ class Pki {
           run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
               "-subj /CN=other-ca -keyout other-ca.key -out other-ca.pem") &&
           leaf("server", "subjectAltName=IP:127.0.0.1,DNS:localhost") &&
+          leaf("server2", "subjectAltName=IP:127.0.0.1,DNS:localhost") &&
           leaf("client", "extendedKeyUsage=clientAuth") &&
           run("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out unrelated.key") &&
           run("openssl pkey -in server.key -aes256 -passout pass:pw -out encrypted.key");
@@ -90,6 +91,7 @@ struct Reply {
   std::string headers;     // raw, lower-cased names not normalised
   std::string body;
   std::string error;
+  std::string peer;  // the server certificate's subject, "/CN=..."
 };
 
 struct ClientOptions {
@@ -156,6 +158,12 @@ Reply httpsRequest(uint16_t port, const ClientOptions& o, const std::string& met
     return r;
   }
   r.handshake = true;
+  if (X509* cert = SSL_get1_peer_certificate(ssl.get()); cert != nullptr) {
+    char name[256];
+    X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof name);
+    r.peer = name;
+    X509_free(cert);
+  }
   const std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
                           extra_headers + "\r\n";
   std::string raw;
@@ -386,6 +394,67 @@ TEST_F(HttpsMutualTest, ClientCertificateSignedByTheCaIsRequired) {
   foreign.cert_file = pki().path("other-ca.pem");
   foreign.key_file = pki().path("other-ca.key");
   EXPECT_NE(httpsRequest(server->port(), foreign, "GET", "/metrics").status, 200);
+}
+
+// A renewed certificate is picked up without a restart (SIGHUP or the periodic
+// check call these): new connections get it, a bad renewal keeps the old one.
+TEST(HttpsReload, RenewedCertificateServesNewConnectionsAndBadFilesKeepTheOld) {
+  ASSERT_TRUE(pki().ok());
+  const std::string cert = pki().path("live-cert.pem"), key = pki().path("live-key.pem");
+  auto install = [&](const std::string& c, const std::string& k) {
+    fs::copy_file(pki().path(k), key, fs::copy_options::overwrite_existing);
+    fs::copy_file(pki().path(c), cert, fs::copy_options::overwrite_existing);
+  };
+  install("server.pem", "server.key");
+  Metrics metrics{MetricsConfig{}, "9.9.9"};
+  HttpServerOptions o = tlsOptions();
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  HttpServer server(metrics.registry(), o);
+  std::string error;
+  ASSERT_TRUE(server.start(error)) << error;
+  Reply r = httpsRequest(server.port(), verifying(), "GET", "/healthz");
+  EXPECT_EQ(r.peer, "/CN=server");
+  bool reloaded = true;
+  EXPECT_TRUE(server.reloadTlsIfChanged(reloaded, error)) << error;
+  EXPECT_FALSE(reloaded);  // nothing changed
+
+  install("server2.pem", "server2.key");
+  EXPECT_TRUE(server.reloadTlsIfChanged(reloaded, error)) << error;
+  EXPECT_TRUE(reloaded);
+  r = httpsRequest(server.port(), verifying(), "GET", "/metrics");
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.peer, "/CN=server2");
+
+  // A renewal gone wrong: the key does not match. The running certificate stays.
+  fs::copy_file(pki().path("unrelated.key"), key, fs::copy_options::overwrite_existing);
+  EXPECT_FALSE(server.reloadTls(error));
+  EXPECT_NE(error.find("does not match the certificate"), std::string::npos) << error;
+  EXPECT_FALSE(server.reloadTlsIfChanged(reloaded, error));  // still changed, still bad: retried, reported
+  r = httpsRequest(server.port(), verifying(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.peer, "/CN=server2");
+
+  install("server.pem", "server.key");
+  EXPECT_TRUE(server.reloadTls(error)) << error;
+  EXPECT_EQ(httpsRequest(server.port(), verifying(), "GET", "/healthz").peer, "/CN=server");
+  server.stop();
+  fs::remove(cert);
+  fs::remove(key);
+}
+
+// Plain HTTP: nothing to reload.
+TEST(HttpsReload, PlainServerHasNothingToReload) {
+  Metrics metrics{MetricsConfig{}, "9.9.9"};
+  HttpServerOptions o;
+  o.listen_address = "127.0.0.1:0";
+  HttpServer server(metrics.registry(), o);
+  std::string error;
+  ASSERT_TRUE(server.start(error)) << error;
+  bool reloaded = true;
+  EXPECT_TRUE(server.reloadTls(error));
+  EXPECT_TRUE(server.reloadTlsIfChanged(reloaded, error));
+  EXPECT_FALSE(reloaded);
 }
 
 // Every bad file is a start error that names the key, the file and the reason.

@@ -73,6 +73,15 @@ class HttpServer {
   // The bound port (useful with port 0); 0 when not running.
   uint16_t port() const { return port_; }
 
+  // HTTPS: re-reads the certificate and key (same paths) for new connections;
+  // connections already open keep theirs. False with `error` set, and the
+  // running certificate kept, when the files do not load (as in start()).
+  // True without doing anything when not serving HTTPS.
+  bool reloadTls(std::string& error);
+  // reloadTls() when the certificate or key file changed (modification time,
+  // size or inode) since the last load; `reloaded` tells whether it did.
+  bool reloadTlsIfChanged(bool& reloaded, std::string& error);
+
   // The body served at /connections (see formatSuspectConnections()).
   void publishConnections(std::string json);
   // The body served at /api/summary (see formatSummary()), read by /status.

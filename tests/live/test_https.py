@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -67,6 +68,7 @@ def make_pki(live):
     openssl(live, "req", "-x509", *ec, "-days", "2", "-subj", "/CN=mqttlive-live-ca", "-keyout", "ca.key",
             "-out", "ca.pem")
     for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                      ("server2", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
                       ("client", "extendedKeyUsage=clientAuth")):
         with open(live.path(name + ".ext"), "w") as f:
             f.write(ext + "\n")
@@ -88,6 +90,14 @@ def https_get(port, path, auth=True, cert=None, ca="ca.pem", live=None):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, ""
+
+
+def peer_cn(port, live):
+    ctx = ssl.create_default_context(cafile=live.path("ca.pem"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            subject = dict(x[0] for x in tls.getpeercert()["subject"])
+    return subject.get("commonName")
 
 
 def plain_http_answer(port):
@@ -201,6 +211,20 @@ def main():
                "certificate" in health.get("untrusted", ("", ""))[1], health.get("untrusted"))
     live.check("a plain-HTTP job gets nothing from the HTTPS port (up == 0)",
                wait_for(lambda: up("plain") == 0, 15, 0.5), health.get("plain"))
+
+    # ---- a renewed certificate: SIGHUP reloads it for new connections, no restart
+    live.check("serving the first certificate", try_call(lambda: peer_cn(web_port, live)) == "server")
+    main_proc = live.procs[0]
+    shutil.copy(live.path("server2.key"), live.path("server.key"))
+    shutil.copy(live.path("server2.pem"), live.path("server.pem"))
+    main_proc.send_signal(signal.SIGHUP)
+    live.check("after SIGHUP new connections get the renewed certificate",
+               wait_for(lambda: try_call(lambda: peer_cn(web_port, live)) == "server2", 10),
+               try_call(lambda: peer_cn(web_port, live)))
+    live.check("the reload is logged", "certificate and key reloaded" in open(log_path, errors="replace").read())
+    live.check("mqttlive still running after the reload", main_proc.poll() is None)
+    live.check("Prometheus still scrapes it after the renewal",
+               wait_for(lambda: up("mqttlive") == 1, 10, 0.5))
 
     # ---- secrets and hashed client ids, live at debug level
     time.sleep(0.5)  # the capture is open before the HTTP server starts
