@@ -131,6 +131,10 @@ bool configureContext(SSL_CTX& ctx, const HttpServerOptions& o, std::string& err
   SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_default_passwd_cb(&ctx, noPassphrase);
+  // Without it a resumed session fails the handshake once clients must present
+  // a certificate ("session id context uninitialized").
+  static constexpr unsigned char kSessionContext[] = "mqttlive";
+  SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof kSessionContext - 1);
   if (SSL_CTX_use_certificate_chain_file(&ctx, cert.c_str()) != 1) {
     error = "metrics.tls.cert_file '" + cert + "': not a usable PEM certificate: " + opensslErrors();
     return false;

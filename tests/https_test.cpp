@@ -87,6 +87,7 @@ const bool kIgnoreSigpipe = [] {
 
 struct Reply {
   bool handshake = false;  // TLS established and the server verified
+  bool resumed = false;
   int status = 0;          // 0: no HTTP response
   std::string headers;     // raw, lower-cased names not normalised
   std::string body;
@@ -98,6 +99,8 @@ struct ClientOptions {
   std::string ca_file;  // verify the server against it (empty: no verification)
   std::string cert_file, key_file;
   int max_version = 0;  // e.g. TLS1_1_VERSION
+  // Session resumption: offered when *session is set; the new session is kept there.
+  SSL_SESSION** session = nullptr;
 };
 
 int connectLoopback(uint16_t port) {
@@ -149,6 +152,7 @@ Reply httpsRequest(uint16_t port, const ClientOptions& o, const std::string& met
   }
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
   SSL_set_fd(ssl.get(), fd);
+  if (o.session != nullptr && *o.session != nullptr) SSL_set_session(ssl.get(), *o.session);
   if (SSL_connect(ssl.get()) != 1) {
     char buf[256] = "handshake failed";
     if (const unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, buf, sizeof buf);
@@ -180,6 +184,11 @@ Reply httpsRequest(uint16_t port, const ClientOptions& o, const std::string& met
     }
   }
   ERR_clear_error();
+  r.resumed = SSL_session_reused(ssl.get()) == 1;
+  if (o.session != nullptr) {
+    if (*o.session != nullptr) SSL_SESSION_free(*o.session);
+    *o.session = SSL_get1_session(ssl.get());
+  }
   SSL_shutdown(ssl.get());
   close(fd);
   parse(raw, r);
@@ -394,6 +403,27 @@ TEST_F(HttpsMutualTest, ClientCertificateSignedByTheCaIsRequired) {
   foreign.cert_file = pki().path("other-ca.pem");
   foreign.key_file = pki().path("other-ca.key");
   EXPECT_NE(httpsRequest(server->port(), foreign, "GET", "/metrics").status, 200);
+}
+
+// Clients that resume a TLS session (curl, Python, browsers) are served on the
+// resumed session too when a client certificate is required.
+TEST_F(HttpsMutualTest, ResumedSessionsAreServed) {
+  for (int max : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(max);
+    SSL_SESSION* session = nullptr;
+    ClientOptions c = verifying();
+    c.cert_file = pki().path("client.pem");
+    c.key_file = pki().path("client.key");
+    c.max_version = max;
+    c.session = &session;
+    Reply first = httpsRequest(server->port(), c, "GET", "/healthz");
+    ASSERT_EQ(first.status, 200) << first.error;
+    ASSERT_NE(session, nullptr);
+    Reply second = httpsRequest(server->port(), c, "GET", "/healthz");
+    EXPECT_EQ(second.status, 200) << second.error;
+    EXPECT_TRUE(second.resumed);
+    SSL_SESSION_free(session);
+  }
 }
 
 // A renewed certificate is picked up without a restart (SIGHUP or the periodic
