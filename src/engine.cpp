@@ -32,17 +32,14 @@ struct Flow {
   // and the highest acknowledgement from the client.
   uint32_t broker_end = 0;
   uint32_t client_ack = 0;
-  // Idle-flow eviction: flows that have not carried MQTT yet sit on an
-  // intrusive list in order of their last packet (Engine::Impl::idle_*).
-  uint32_t idle_prev = kNil;
-  uint32_t idle_next = kNil;
-  Micros last_seen = 0;
-  Micros first_seen = 0;
+  // Until the flow carries MQTT: its record for idle-flow eviction
+  // (Engine::Impl::IdleRec), kNil after.
+  uint32_t idle = kNil;
   // The first FIN/RST: who sent it, whether it was a RST, and when (data
   // flushed later is not newer than this).
   Micros close_ts = 0;
-  // Byte-sized fields and one-bit flags last: no padding holes, 176 bytes
-  // (memory bench). No code takes the address of a flag.
+  // Byte-sized fields and one-bit flags last: 160 bytes (memory bench). No
+  // code takes the address of a flag.
   bool fin[2] = {false, false};
   Side close_side = Side::kClient;
   bool broker_sent : 1 = false;
@@ -50,11 +47,12 @@ struct Flow {
   bool closing : 1 = false;
   bool in_use : 1 = false;
   bool mqtt : 1 = false;  // carried MQTT: off the idle list for good
-  bool idle_linked : 1 = false;
   bool close_rst : 1 = false;
   // PROXY header / WebSocket / TLS stages: only for listeners that need them.
   std::unique_ptr<FlowTransport> xport;
 };
+
+static_assert(sizeof(Flow) == 160, "Flow layout: see its comments");
 
 struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   Impl(Engine& e, const EngineConfig& c) : engine(e), cfg(c), table(1024) { applyPorts(); }
@@ -133,32 +131,65 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   }
 
   // --- idle flows: a list of the flows without an MQTT session yet, oldest
-  // last packet first, so eviction looks at the head only (O(1) per flow). ---
-  uint32_t idle_head = kNil;
+  // last packet first, so eviction looks at the head only (O(1) per flow).
+  // Most flows carry MQTT from their second or third packet on, so what the
+  // list needs lives in records of its own (reused; they grow only with the
+  // most flows ever waiting at once), not in every Flow (-20 bytes each). ---
+  struct IdleRec {
+    uint32_t flow = kNil;
+    uint32_t prev = kNil;  // records
+    uint32_t next = kNil;
+    Micros last_seen = 0;
+    Micros first_seen = 0;  // the tracker's opened_at when the connection opens later
+  };
+  std::vector<IdleRec> idle_recs;
+  std::vector<uint32_t> idle_free;
+  uint32_t idle_head = kNil;  // records
   uint32_t idle_tail = kNil;
 
-  void idleLink(uint32_t idx) {
-    Flow& f = flows[idx];
-    f.idle_prev = idle_tail;
-    f.idle_next = kNil;
-    if (idle_tail != kNil) flows[idle_tail].idle_next = idx; else idle_head = idx;
-    idle_tail = idx;
-    f.idle_linked = true;
+  void listPush(uint32_t r) {
+    IdleRec& x = idle_recs[r];
+    x.prev = idle_tail;
+    x.next = kNil;
+    if (idle_tail != kNil) idle_recs[idle_tail].next = r; else idle_head = r;
+    idle_tail = r;
   }
+  void listRemove(uint32_t r) {
+    IdleRec& x = idle_recs[r];
+    if (x.prev != kNil) idle_recs[x.prev].next = x.next; else idle_head = x.next;
+    if (x.next != kNil) idle_recs[x.next].prev = x.prev; else idle_tail = x.prev;
+    x.prev = x.next = kNil;
+  }
+  // A new flow goes on the list.
+  void idleLink(uint32_t idx, Micros ts) {
+    uint32_t r;
+    if (!idle_free.empty()) {
+      r = idle_free.back();
+      idle_free.pop_back();
+    } else {
+      r = static_cast<uint32_t>(idle_recs.size());
+      idle_recs.emplace_back();
+    }
+    idle_recs[r] = IdleRec{idx, kNil, kNil, ts, ts};
+    listPush(r);
+    flows[idx].idle = r;
+  }
+  // Off the list for good.
   void idleUnlink(uint32_t idx) {
     Flow& f = flows[idx];
-    if (!f.idle_linked) return;
-    if (f.idle_prev != kNil) flows[f.idle_prev].idle_next = f.idle_next; else idle_head = f.idle_next;
-    if (f.idle_next != kNil) flows[f.idle_next].idle_prev = f.idle_prev; else idle_tail = f.idle_prev;
-    f.idle_prev = f.idle_next = kNil;
-    f.idle_linked = false;
+    if (f.idle == kNil) return;
+    listRemove(f.idle);
+    idle_free.push_back(f.idle);
+    f.idle = kNil;
   }
   void idleTouch(uint32_t idx, Micros ts) {
-    Flow& f = flows[idx];
-    if (ts > f.last_seen) f.last_seen = ts;
-    if (f.idle_linked && idle_tail != idx) {
-      idleUnlink(idx);
-      idleLink(idx);
+    const uint32_t r = flows[idx].idle;
+    if (r == kNil) return;
+    IdleRec& x = idle_recs[r];
+    if (ts > x.last_seen) x.last_seen = ts;
+    if (idle_tail != r) {
+      listRemove(r);
+      listPush(r);
     }
   }
   // The first MQTT packet (or TLS session) of `cur`: no longer evictable as idle.
@@ -168,8 +199,8 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   }
   void drainIdle(Micros now) {
     if (cfg.idle_flow_timeout <= 0) return;
-    while (idle_head != kNil && now - flows[idle_head].last_seen >= cfg.idle_flow_timeout) {
-      const uint32_t idx = idle_head;
+    while (idle_head != kNil && now - idle_recs[idle_head].last_seen >= cfg.idle_flow_timeout) {
+      const uint32_t idx = idle_recs[idle_head].flow;
       Flow& f = flows[idx];
       idleUnlink(idx);
       // A closing flow is judged by its settle window (at most close_settle away).
@@ -253,9 +284,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     Flow& nf = flows[idx];
     nf.in_use = true;
     nf.conn = h;
-    nf.last_seen = ts;
-    nf.first_seen = ts;
-    idleLink(idx);
+    idleLink(idx, ts);
     if (midstream) {
       nf.decoder[0].startMidstream();
       nf.decoder[1].startMidstream();
@@ -371,7 +400,8 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
         return;
       }
       if (seg.payload_len > 0 || (side == Side::kBroker && syn && ack)) {
-        f.conn = engine.tracker_.open(f.first_seen, key.client, key.broker, false);
+        // A flow without a connection has not carried MQTT: its record is there.
+        f.conn = engine.tracker_.open(idle_recs[f.idle].first_seen, key.client, key.broker, false);
         if (f.conn == kNoConn) {
           ++st.flows_evicted[static_cast<int>(EvictReason::kTrackerFull)];
           flushStreams(f, ts);
@@ -617,7 +647,8 @@ size_t Engine::openFlows() const { return impl_->table.size(); }
 
 size_t Engine::memoryBytes() const {
   return tracker_.memoryBytes() + impl_->table.memoryBytes() + impl_->flows.capacity() * sizeof(Flow) +
-         impl_->keys.capacity() * sizeof(FlowKey) + impl_->xports * sizeof(FlowTransport) + budget_.used;
+         impl_->keys.capacity() * sizeof(FlowKey) + impl_->xports * sizeof(FlowTransport) + budget_.used +
+         impl_->idle_recs.capacity() * sizeof(Impl::IdleRec) + impl_->idle_free.capacity() * sizeof(uint32_t);
 }
 
 }  // namespace mqttlive
