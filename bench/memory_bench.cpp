@@ -109,6 +109,17 @@ int main(int argc, char** argv) {
   std::printf("  flows (table, keys, flows):  %.1f MB (%.1f bytes/connection)\n", mb(mem - tracker_mem),
               static_cast<double>(mem - tracker_mem) / n);
 
+  // What a metrics update or /connections pays to walk every connection
+  // (the tracker hands out ConnectionInfo snapshots built from its slots).
+  const auto walk0 = std::chrono::steady_clock::now();
+  size_t walked = 0, uncertain = 0;
+  tr.forEachOpen([&](const ConnectionInfo& c) {
+    ++walked;
+    uncertain += c.uncertain ? 1 : 0;
+  });
+  std::printf("forEachOpen over %zu connections: %.1f ms (%zu uncertain)\n", walked,
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - walk0).count(), uncertain);
+
   bool ok = open == n && active == n;
   const bool rss_ok = n < 1'000'000 || rss_after <= 400ull * 1024 * 1024;
   const bool tracker_ok = static_cast<double>(tracker_mem) / n <= 200.0;
