@@ -6,37 +6,10 @@ namespace mqttlive {
 
 namespace {
 
-inline uint64_t load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-constexpr uint64_t kMul = 0x9fb21c651e98df25ull;
-
 // The full table never exceeds this load factor (70%).
 inline bool overLoad(size_t count, size_t capacity) { return count * 10 > capacity * 7; }
 
 }  // namespace
-
-uint64_t hashFlowKey(const FlowKey& k) {
-  // One multiply per 8-byte word, all independent (they overlap in the
-  // pipeline, unlike a chain of rounds), summed, then one xorshift-multiply
-  // round that brings the well-mixed high bits down to the bucket bits. Ports
-  // and the family flags share one word; the flags keep a v4 address and the
-  // identical-byte ::ffff:a.b.c.d v6 address apart, as operator== does.
-  const uint64_t tail = uint64_t{k.client.port} | (uint64_t{k.broker.port} << 16) |
-                        (uint64_t{k.client.ip.v4} << 32) | (uint64_t{k.broker.ip.v4} << 33);
-  uint64_t h = (load64(k.client.ip.bytes) ^ 0x243f6a8885a308d3ull) * kMul;
-  h += (load64(k.client.ip.bytes + 8) ^ 0x13198a2e03707344ull) * 0xc2b2ae3d27d4eb4full;
-  h += (load64(k.broker.ip.bytes) ^ 0xa4093822299f31d0ull) * 0x165667b19e3779f9ull;
-  h += (load64(k.broker.ip.bytes + 8) ^ 0x082efa98ec4e6c89ull) * 0xff51afd7ed558ccdull;
-  h += (tail ^ 0x452821e638d01377ull) * 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 32;
-  h *= 0x9e3779b97f4a7c15ull;
-  h ^= h >> 29;
-  return h;
-}
 
 FlowTable::FlowTable(uint32_t initial_capacity) {
   uint32_t cap = 16;

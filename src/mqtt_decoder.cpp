@@ -665,6 +665,27 @@ void MqttDecoder::feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& 
   size_t pos = 0;
   // Every branch consumes at least one byte or changes state toward one that does.
   while (pos < n) {
+    // Most packets (PINGREQ/PINGRESP, PUBACK, small PUBLISHes) have a one-byte
+    // length and arrive whole in one segment: parse them in place without the
+    // state machine. Anything else, an error included, takes the general path
+    // below, which then does exactly what it always did (parseBody is pure).
+    if (state_ == kStateFixed && skip_ == 0 && !resync_ && n - pos >= 2 && p[pos + 1] < 0x80 &&
+        p[pos + 1] <= n - pos - 2) {
+      const uint8_t first = p[pos];
+      const uint32_t len = p[pos + 1];
+      if (checkFixedHeader(first, level_) == kNoError && len <= limits.max_packet_size) {
+        MqttPacket pkt;
+        if (parseBody(first, level_, p + pos + 2, len, len, pkt).step == Step::kDone) {
+          fixed_ = first;
+          remaining_ = len;
+          len_bytes_ = 1;
+          pos += 2 + len;
+          emit(pkt, cb);
+          if (len > 0) releaseHead();
+          continue;
+        }
+      }
+    }
     if (resync_) {
       pos = resync(p, n, pos, limits, cb);
     } else if (skip_ > 0) {
