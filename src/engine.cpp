@@ -197,7 +197,14 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     cur->mqtt = true;
     idleUnlink(static_cast<uint32_t>(cur - flows.data()));
   }
-  void drainIdle(Micros now) {
+  // Checked for every packet, inline; the drains themselves stay out of line.
+  bool idleDue(Micros now) const {
+    return cfg.idle_flow_timeout > 0 && idle_head != kNil &&
+           now - idle_recs[idle_head].last_seen >= cfg.idle_flow_timeout;
+  }
+  bool settleDue(Micros now) const { return !settle_queue.empty() && settle_queue.front().at <= now; }
+
+  [[gnu::noinline]] void drainIdle(Micros now) {
     if (cfg.idle_flow_timeout <= 0) return;
     while (idle_head != kNil && now - idle_recs[idle_head].last_seen >= cfg.idle_flow_timeout) {
       const uint32_t idx = idle_recs[idle_head].flow;
@@ -323,7 +330,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     }
   }
 
-  void drainSettles(Micros now) {
+  [[gnu::noinline]] void drainSettles(Micros now) {
     while (!settle_queue.empty() && settle_queue.front().at <= now) {
       Pending p = settle_queue.front();
       settle_queue.pop_front();
@@ -478,6 +485,12 @@ Engine::Engine(const EngineConfig& cfg, EventSink& sink)
 
 Engine::~Engine() { delete impl_; }
 
+void Engine::advanceTo(Micros now) {
+  tracker_.advanceTo(now);
+  if (impl_->settleDue(now)) impl_->drainSettles(now);
+  if (impl_->idleDue(now)) impl_->drainIdle(now);
+}
+
 void Engine::onFrame(Micros ts, int link_type, std::span<const uint8_t> frame) {
   ++stats_.packets;
   stats_.bytes += frame.size();
@@ -594,12 +607,6 @@ void FrameBatcher::flush() {
   engine_.onFrames(link_type_, {frames_, count_});
   count_ = 0;
   used_ = 0;
-}
-
-void Engine::advanceTo(Micros now) {
-  tracker_.advanceTo(now);
-  impl_->drainSettles(now);
-  impl_->drainIdle(now);
 }
 
 bool Engine::restore(const ConnectionInfo& saved, Micros now) {

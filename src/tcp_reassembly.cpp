@@ -66,20 +66,9 @@ StreamReassembler::~StreamReassembler() = default;
 
 uint64_t StreamReassembler::bufferedBytes() const { return buffered_; }
 
-void StreamReassembler::onSegment(Micros ts, uint32_t seq, bool syn, bool fin, std::span<const uint8_t> data,
-                                  uint32_t wire_len, ReassemblySink& sink, ReassemblyBudget& budget,
-                                  uint32_t flow_limit, ReassemblyStats& stats) {
-  // Fast path for most segments: the next bytes of an established stream,
-  // nothing buffered, fully captured, no SYN/FIN. Same result as the general
-  // path below (process() -> deliver()), minus its bookkeeping.
-  if (started_ && !syn && !fin && !pending_ && seq == next_seq_ && wire_len == data.size()) {
-    if (!data.empty()) {
-      sink.onData(ts, data);
-      next_seq_ = seq + wire_len;
-    }
-    checkFin();
-    return;
-  }
+void StreamReassembler::segment(Micros ts, uint32_t seq, bool syn, bool fin, std::span<const uint8_t> data,
+                                uint32_t wire_len, ReassemblySink& sink, ReassemblyBudget& budget,
+                                uint32_t flow_limit, ReassemblyStats& stats) {
   if (!started_) {
     started_ = true;
     next_seq_ = syn ? seq + 1 : seq;

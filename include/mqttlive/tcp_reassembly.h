@@ -55,7 +55,20 @@ class StreamReassembler {
   // sequence when no SYN was captured (midstream pickup). Handles 32-bit wrap.
   void onSegment(Micros ts, uint32_t seq, bool syn, bool fin, std::span<const uint8_t> data,
                  uint32_t wire_len, ReassemblySink& sink, ReassemblyBudget& budget,
-                 uint32_t flow_limit, ReassemblyStats& stats);
+                 uint32_t flow_limit, ReassemblyStats& stats) {
+    // Inline for most segments: the next bytes of an established stream (or a
+    // pure ACK), nothing buffered, fully captured, no SYN/FIN. Same result as
+    // the general path (process() -> deliver()), minus its bookkeeping.
+    if (started_ && !syn && !fin && !pending_ && seq == next_seq_ && wire_len == data.size()) {
+      if (!data.empty()) {
+        sink.onData(ts, data);
+        next_seq_ = seq + wire_len;
+      }
+      if (fin_pending_ && !fin_seen_) checkFin();
+      return;
+    }
+    segment(ts, seq, syn, fin, data, wire_len, sink, budget, flow_limit, stats);
+  }
 
   // The peer acknowledged `ack`: any hole below it will never be filled by a
   // capture we missed, so flush buffered data past it as a kNotCaptured gap.
@@ -85,6 +98,8 @@ class StreamReassembler {
     std::vector<uint8_t> bytes;
   };
   struct Piece;
+  void segment(Micros ts, uint32_t seq, bool syn, bool fin, std::span<const uint8_t> data, uint32_t wire_len,
+               ReassemblySink& sink, ReassemblyBudget& budget, uint32_t flow_limit, ReassemblyStats& stats);
   void process(Micros ts, Piece p, ReassemblySink& sink, ReassemblyBudget& budget, uint32_t flow_limit,
                ReassemblyStats& stats);
   void deliver(Micros ts, const Piece& p, ReassemblySink& sink);
