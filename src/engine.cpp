@@ -585,7 +585,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
   }
 }
 
-void FrameBatcher::add(Micros ts, std::span<const uint8_t> frame) {
+void FrameBatcher::addSlow(Micros ts, std::span<const uint8_t> frame) {
   // With few flows their state stays in the cache and the look-ahead has
   // nothing to hide: the copy would be pure overhead.
   if (count_ == 0 && engine_.openFlows() < kMinFlows) {
@@ -597,9 +597,7 @@ void FrameBatcher::add(Micros ts, std::span<const uint8_t> frame) {
     engine_.onFrame(ts, link_type_, frame);
     return;
   }
-  std::memcpy(bytes_.get() + used_, frame.data(), frame.size());
-  frames_[count_++] = Engine::Frame{ts, {bytes_.get() + used_, frame.size()}};
-  used_ += frame.size();
+  copy(ts, frame);
 }
 
 void FrameBatcher::flush() {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
@@ -119,7 +120,14 @@ class FrameBatcher {
  public:
   FrameBatcher(Engine& engine, int link_type)
       : engine_(engine), link_type_(link_type), bytes_(new uint8_t[kBytes]) {}
-  void add(Micros ts, std::span<const uint8_t> frame);
+  void add(Micros ts, std::span<const uint8_t> frame) {
+    // Inline for the usual frame: a batch is open and has room for it.
+    if (count_ != 0 && count_ != kFrames && used_ + frame.size() <= kBytes) {
+      copy(ts, frame);
+      return;
+    }
+    addSlow(ts, frame);
+  }
   void flush();
 
  private:
@@ -130,6 +138,12 @@ class FrameBatcher {
   // Below this many open flows frames go straight to Engine::onFrame (about
   // 1 MiB of per-flow state: it stays in the L2 cache).
   static constexpr size_t kMinFlows = 2048;
+  void addSlow(Micros ts, std::span<const uint8_t> frame);
+  void copy(Micros ts, std::span<const uint8_t> frame) {
+    std::memcpy(bytes_.get() + used_, frame.data(), frame.size());
+    frames_[count_++] = Engine::Frame{ts, {bytes_.get() + used_, frame.size()}};
+    used_ += frame.size();
+  }
   Engine& engine_;
   int link_type_;
   std::unique_ptr<uint8_t[]> bytes_;
