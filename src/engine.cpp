@@ -530,27 +530,29 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
     uint64_t hash = 0;
     DecodeStatus status = DecodeStatus::kOk;
     Side side = Side::kClient;
-    bool watched = false;  // a segment of a broker port: hash valid
+    bool watched = false;  // a segment of a broker port: key and hash valid
     uint32_t slot = FlowTable::kNone;
+    FlowKey key;
   };
   Ahead ring[kRing];
   Impl& im = *impl_;
   const size_t n = frames.size();
   for (size_t i = 0; i < n + kStages * kStep; ++i) {
+    // Read once per step: only the processing stage below can add flows.
+    const size_t nflows = im.flows.size();
     if (i < n) {  // decode, hash, request the bucket
       Ahead& a = ring[i % kRing];
       a.status = decodePacket(link_type, frames[i].bytes, a.seg);
-      FlowKey key;
-      a.watched = a.status == DecodeStatus::kOk && im.flowKey(a.seg, a.side, key);
+      a.watched = a.status == DecodeStatus::kOk && im.flowKey(a.seg, a.side, a.key);
       if (a.watched) {
-        a.hash = hashFlowKey(key);
+        a.hash = hashFlowKey(a.key);
         im.table.prefetch(a.hash);
       }
     }
     if (i >= kStep && i - kStep < n) {  // bucket -> request the flow and its key
       Ahead& a = ring[(i - kStep) % kRing];
       a.slot = a.watched ? im.table.candidate(a.hash) : FlowTable::kNone;
-      if (a.slot < im.flows.size()) {
+      if (a.slot < nflows) {
         const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
         for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
         __builtin_prefetch(f + sizeof(Flow) - 1);
@@ -559,11 +561,11 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
     }
     if (i >= 2 * kStep && i - 2 * kStep < n) {  // flow -> request its connection
       const Ahead& a = ring[(i - 2 * kStep) % kRing];
-      if (a.slot < im.flows.size()) tracker_.prefetch(im.flows[a.slot].conn);
+      if (a.slot < nflows) tracker_.prefetch(im.flows[a.slot].conn);
     }
     if (i >= 3 * kStep && i - 3 * kStep < n) {  // connection -> request its side record
       const Ahead& a = ring[(i - 3 * kStep) % kRing];
-      if (a.slot < im.flows.size()) tracker_.prefetchExtra(im.flows[a.slot].conn);
+      if (a.slot < nflows) tracker_.prefetchExtra(im.flows[a.slot].conn);
     }
     if (i >= kStages * kStep) {  // process, exactly as onFrame()
       const size_t j = i - kStages * kStep;
@@ -578,9 +580,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
         ++stats_.not_broker_port;
         continue;
       }
-      const FlowKey key =
-          a.side == Side::kClient ? FlowKey{a.seg.src, a.seg.dst} : FlowKey{a.seg.dst, a.seg.src};
-      im.onSegment(ts, a.seg, a.side, key, a.hash);
+      im.onSegment(ts, a.seg, a.side, a.key, a.hash);
     }
   }
 }
