@@ -20,15 +20,6 @@ FlowTable::FlowTable(uint32_t initial_capacity) {
 
 // The bucket index comes from hash_hi as well, so that erase and grow can find
 // an entry's home bucket without rehashing its key.
-uint32_t FlowTable::find(const FlowKey& k, uint64_t hash, const std::vector<FlowKey>& keys) const {
-  const uint32_t tag = static_cast<uint32_t>(hash >> 32);
-  for (uint32_t i = tag & mask_;; i = (i + 1) & mask_) {
-    const Bucket& b = buckets_[i];
-    if (b.slot == kNone) return kNone;
-    if (b.hash_hi == tag && keys[b.slot] == k) return b.slot;
-  }
-}
-
 void FlowTable::insert(const FlowKey& k, uint32_t slot, const std::vector<FlowKey>& keys) {
   const uint32_t tag = static_cast<uint32_t>(hashFlowKey(k) >> 32);
   uint32_t i = tag & mask_;

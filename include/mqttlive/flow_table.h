@@ -55,8 +55,15 @@ class FlowTable {
   uint32_t find(const FlowKey& k, const std::vector<FlowKey>& keys) const {
     return find(k, hashFlowKey(k), keys);
   }
-  // Same, with hash = hashFlowKey(k) computed by the caller.
-  uint32_t find(const FlowKey& k, uint64_t hash, const std::vector<FlowKey>& keys) const;
+  // Same, with hash = hashFlowKey(k) computed by the caller. Inline: once per packet.
+  uint32_t find(const FlowKey& k, uint64_t hash, const std::vector<FlowKey>& keys) const {
+    const auto tag = static_cast<uint32_t>(hash >> 32);
+    for (uint32_t i = tag & mask_;; i = (i + 1) & mask_) {
+      const Bucket& b = buckets_[i];
+      if (b.slot == kNone) return kNone;
+      if (b.hash_hi == tag && keys[b.slot] == k) return b.slot;
+    }
+  }
   // Look-ahead for batched lookups (Engine::onFrames): start loading the
   // bucket of `hash`; later, the slot of the first entry with its tag, a
   // likely but unverified match (kNone if none). Neither changes anything.
