@@ -1,23 +1,18 @@
 // mqttlive_memory_bench [N=1000000]: holds N concurrent tracked connections in
 // one Engine and reports what they cost.
 //
-// Each client gets its own address and port (127.1.0.0 upward) and sends a
-// SYN and a CONNECT (client id "sensor-000123", keepalive 60, a third MQTT
-// 5.0); the broker answers with a CONNACK. Frames are built once per client
-// with PcapWriter::buildFrame and fed straight to Engine::onFrame, so nothing
-// but the engine's own state stays resident. Prints VmRSS before and after,
-// bytes per connection by RSS and by the engine's own accounting, and checks
+// The connections come from bench::openConnections (connections.h). Prints
+// VmRSS before and after, bytes per connection by RSS and by the engine's own accounting, and checks
 // that the tracker holds exactly N open connections, all active.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "connections.h"
 #include "mqttlive/engine.h"
 #include "mqttlive/flow_table.h"
 #include "mqttlive/mqtt_decoder.h"
-#include "mqttlive/mqtt_encoder.h"
-#include "mqttlive/pcap_writer.h"
 #include "mqttlive/tcp_reassembly.h"
 #include "synth.h"
 
@@ -54,35 +49,10 @@ int main(int argc, char** argv) {
   auto engine = std::make_unique<Engine>(cfg, sink);
   const uint64_t rss_empty = bench::rssBytes();
 
-  const Endpoint broker = bench::v4Endpoint(127, 0, 0, 1, 1883);
   const Micros t0 = 1'700'000'000LL * kMicrosPerSecond;
   const auto wall0 = std::chrono::steady_clock::now();
-  uint64_t frames = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    const Endpoint client = bench::clientEndpoint(i);
-    const uint32_t cisn = 1000u + i * 7919u, bisn = 5000u + i * 104729u;
-    char id[32];
-    std::snprintf(id, sizeof(id), "sensor-%06u", i);
-    ConnectSpec cs;
-    cs.protocol_level = i % 3 == 0 ? kMqtt5 : kMqtt311;
-    cs.client_id = id;
-    cs.keepalive = 60;
-    ConnackSpec ca;
-    ca.protocol_level = cs.protocol_level;
-    const std::vector<uint8_t> connect = encodeConnect(cs);
-    const std::vector<uint8_t> connack = encodeConnack(ca);
-    const Micros ts = t0 + i;  // 1 us apart: 1M connections open within one second
-    const auto syn = PcapWriter::buildFrame(dlt::kEthernet, client, broker, cisn, 0, tcpflag::kSyn, {});
-    const auto data = PcapWriter::buildFrame(dlt::kEthernet, client, broker, cisn + 1, bisn + 1,
-                                             tcpflag::kPsh | tcpflag::kAck, connect);
-    const auto ack = PcapWriter::buildFrame(dlt::kEthernet, broker, client, bisn + 1,
-                                            cisn + 1 + static_cast<uint32_t>(connect.size()),
-                                            tcpflag::kPsh | tcpflag::kAck, connack);
-    engine->onFrame(ts, dlt::kEthernet, syn);
-    engine->onFrame(ts, dlt::kEthernet, data);
-    engine->onFrame(ts, dlt::kEthernet, ack);
-    frames += 3;
-  }
+  // 1 us apart: 1M connections open within one second.
+  const uint64_t frames = bench::openConnections(*engine, n, t0);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   const uint64_t rss_after = bench::rssBytes();
 

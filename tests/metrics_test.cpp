@@ -404,6 +404,47 @@ TEST(Metrics, PerClientSeriesAreCapped) {
   EXPECT_TRUE(hasLine(s, "mqttlive_client_series_dropped 3"));
 }
 
+// With many connections the walk behind the uncertain gauge and the
+// per-client series is spaced out (Metrics::walkSpacing); the state gauges
+// stay current at every update.
+TEST(Metrics, WalkOverManyConnectionsIsSpacedOut) {
+  TrackerFixture f(perClient(false, 10));
+  constexpr uint32_t kConns = 50'000;  // spacing 5 us x 50k = 250 ms > kWalkEvery
+  std::vector<ConnHandle> handles;
+  for (uint32_t i = 0; i < kConns; ++i) {
+    const Endpoint client = ep(static_cast<uint8_t>(2 + i / 50'000), static_cast<uint16_t>(10'000 + i % 50'000));
+    ConnHandle h = f.tracker.open(kT0, client, ep(1, 1883), false);
+    f.tracker.onClientPacket(h, kT0, connectPacket("dev-" + std::to_string(i), 10));
+    f.tracker.onBrokerPacket(h, kT0 + 1000, connackPacket());
+    handles.push_back(h);
+  }
+  const Micros spacing = Metrics::walkSpacing(kConns, true);
+  ASSERT_GT(spacing, Metrics::kWalkEvery);
+  const Micros t = kT0 + 20 * kS;
+  f.tracker.advanceTo(t);
+  f.metrics.updateTracker(f.tracker, t);
+  EXPECT_TRUE(hasLine(scrape(f.metrics), "mqttlive_client_expired_seconds{client_id=\"dev-0\"} 5"));
+  EXPECT_TRUE(hasLine(scrape(f.metrics), "mqttlive_client_series_dropped 49990"));
+
+  // dev-0 closes: the state gauge follows at once, its series at the next walk.
+  f.close(handles[0], t + 1000, Side::kBroker);
+  f.metrics.updateTracker(f.tracker, t + 1000);
+  std::string s = scrape(f.metrics);
+  EXPECT_TRUE(hasLine(s, "mqttlive_connections{state=\"expired\"} 49999"));
+  EXPECT_TRUE(mentions(s, "client_id=\"dev-0\""));
+  f.metrics.updateTracker(f.tracker, t + spacing - 1);
+  EXPECT_TRUE(mentions(scrape(f.metrics), "client_id=\"dev-0\""));
+  f.metrics.updateTracker(f.tracker, t + spacing);
+  s = scrape(f.metrics);
+  EXPECT_FALSE(mentions(s, "client_id=\"dev-0\""));
+  EXPECT_TRUE(hasLine(s, "mqttlive_client_series_dropped 49989"));
+
+  // A per-client config change (SIGHUP) is applied at the next update, walk or not.
+  f.metrics.setPerClient(PerClientConfig{});
+  f.metrics.updateTracker(f.tracker, t + spacing + 1);
+  EXPECT_FALSE(mentions(scrape(f.metrics), "mqttlive_client_expired_seconds{"));
+}
+
 TEST(Metrics, PerClientIdsCanBeHashed) {
   TrackerFixture f(perClient(true));
   f.connect(2, "secret-device", 10);
