@@ -41,6 +41,16 @@ void TimerWheel::link(uint32_t id, uint32_t b) {
 void TimerWheel::arm(uint32_t id, Micros deadline) {
   ensure(id);
   Node& n = nodes_[id];
+  // Pushed later (a keepalive renewed by a packet: nearly every re-arm). The
+  // entry keeps its bucket, which comes round no later than the new deadline's
+  // (both past the cursor), and advance() moves it on then. Saves the unlink
+  // and relink per client packet, with the neighbours' nodes they touch.
+  // quiet() and the partial walk only need bounds at or below every deadline:
+  // a later deadline keeps them valid.
+  if (n.prev != kNone && deadline >= n.deadline && deadline / granularity_ > cursor_) {
+    n.deadline = deadline;
+    return;
+  }
   if (n.prev != kNone) {
     detach(id);
     --count_;
@@ -88,6 +98,11 @@ void TimerWheel::advance(Micros now, std::vector<uint32_t>& due) {
       if (d <= now) {
         unlink(id);
         due.push_back(id);
+      } else if (const Micros dt = d / granularity_; dt > t && (static_cast<uint32_t>(dt) & mask_) != b) {
+        // Pushed later by arm() while it sat here: on to its deadline's bucket
+        // (ahead of this walk: visited later in it or in a later advance).
+        detach(id);
+        link(id, static_cast<uint32_t>(dt) & mask_);
       } else if (partial && d < partial_min_) {
         // Due later in this tick, or a lap (or more) ahead.
         partial_min_ = d;
