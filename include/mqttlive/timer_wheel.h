@@ -17,7 +17,7 @@ class TimerWheel {
   // granularity: bucket width in microseconds; buckets: a power of two, at most 2^30.
   explicit TimerWheel(Micros granularity = 1 << 16, uint32_t buckets = 4096);
 
-  void arm(uint32_t id, Micros deadline);   // re-arming moves the entry
+  void arm(uint32_t id, Micros deadline);   // re-arming moves the entry (a later deadline: when its bucket comes round)
   void cancel(uint32_t id);
   bool armed(uint32_t id) const { return id < nodes_.size() && nodes_[id].prev != kNone; }
   Micros deadlineOf(uint32_t id) const { return nodes_[id].deadline; }
