@@ -8,9 +8,7 @@ namespace mqttlive {
 TimerWheel::TimerWheel(Micros granularity, uint32_t buckets)
     : granularity_(granularity), mask_(buckets - 1), heads_(buckets, kNone) {}
 
-void TimerWheel::ensure(uint32_t id) {
-  if (id >= nodes_.size()) nodes_.resize(std::max<size_t>(id + 1, nodes_.size() * 2));
-}
+void TimerWheel::grow(uint32_t id) { nodes_.resize(std::max<size_t>(id + 1, nodes_.size() * 2)); }
 
 void TimerWheel::detach(uint32_t id) {
   Node& n = nodes_[id];

@@ -46,7 +46,11 @@ class TimerWheel {
   void unlink(uint32_t id);
   void detach(uint32_t id);                 // unlink without counting
   void link(uint32_t id, uint32_t bucket);  // push on a bucket's list
-  void ensure(uint32_t id);
+  // Checked on every arm(): inline, the growth out of line.
+  void ensure(uint32_t id) {
+    if (id >= nodes_.size()) [[unlikely]] grow(id);
+  }
+  void grow(uint32_t id);
 
   Micros granularity_;
   uint32_t mask_;
