@@ -35,6 +35,13 @@ ConnectSpec spec(const std::string& id, uint16_t keepalive) {
   return s;
 }
 
+// Handshake at kT0, CONNECT 1 ms later, CONNACK 1 ms after that.
+void connectAtT0(TcpConversation& c, const std::string& id, uint16_t keepalive) {
+  c.handshake(kT0);
+  c.client(kT0 + 1000, encodeConnect(spec(id, keepalive)));
+  c.broker(kT0 + 2000, encodeConnack(ConnackSpec{}));
+}
+
 struct Lines : EventSink {
   std::vector<std::string> lines;
   void onEvent(const Event& e) override {
@@ -69,9 +76,7 @@ size_t feedFrames(Engine& engine, const PcapWriter& w, size_t from, size_t until
 TEST(Honesty, CaptureDropsMakeTheExpiryAndTheBrokerCloseUncertain) {
   PcapWriter w;
   TcpConversation c(w, v4("10.4.0.2", 51000), v4("10.4.0.1", 1883));
-  c.handshake(kT0);
-  c.client(kT0 + 1000, encodeConnect(spec("dropped", 4)));
-  c.broker(kT0 + 2000, encodeConnack(ConnackSpec{}));
+  connectAtT0(c, "dropped", 4);
   // The broker closes the silent client at 1.5 x 4 s (Mosquitto: plain FIN).
   c.brokerFin(kT0 + 7 * kS, TcpConversation::Reply::kFin);
 
@@ -94,9 +99,7 @@ TEST(Honesty, CaptureDropsMakeTheExpiryAndTheBrokerCloseUncertain) {
 TEST(Honesty, AfterDropsAClientHeardAgainIsJudgedWithCertainty) {
   PcapWriter w;
   TcpConversation c(w, v4("10.4.0.2", 51001), v4("10.4.0.1", 1883));
-  c.handshake(kT0);
-  c.client(kT0 + 1000, encodeConnect(spec("recovered", 4)));
-  c.broker(kT0 + 2000, encodeConnack(ConnackSpec{}));
+  connectAtT0(c, "recovered", 4);
   c.client(kT0 + 3 * kS, encodePingreq());  // heard after the drops
   c.broker(kT0 + 3 * kS + 500, encodePingresp());
 
@@ -120,9 +123,7 @@ TEST(Honesty, BytesMissingBeforeTheClientFinMakeTheCloseUncertain) {
   PcapWriter w;
   const Endpoint cl = v4("10.4.0.2", 51002), br = v4("10.4.0.1", 1883);
   TcpConversation c(w, cl, br);
-  c.handshake(kT0);
-  c.client(kT0 + 1000, encodeConnect(spec("lost-disconnect", 30)));
-  c.broker(kT0 + 2000, encodeConnack(ConnackSpec{}));
+  connectAtT0(c, "lost-disconnect", 30);
   PcapWriter scratch;  // the DISCONNECT goes here: not in the capture
   TcpConversation hidden(scratch, cl, br, c.clientSeq(), c.brokerSeq());
   hidden.client(kT0 + 5 * kS, encodeDisconnect(kMqtt311));
@@ -144,9 +145,7 @@ TEST(Honesty, SnaplenCutAfterTheLastClientPacketMakesTheExpiryUncertain) {
   PcapWriter w;
   const Endpoint cl = v4("10.4.0.2", 51003), br = v4("10.4.0.1", 1883);
   TcpConversation c(w, cl, br);
-  c.handshake(kT0);
-  c.client(kT0 + 1000, encodeConnect(spec("cut", 4)));
-  c.broker(kT0 + 2000, encodeConnack(ConnackSpec{}));
+  connectAtT0(c, "cut", 4);
   const std::vector<uint8_t> big(3000, 'p');
   const auto pub = encodePublish(kMqtt311, "t", 0, 0, big);
   std::vector<uint8_t> frame =
@@ -171,9 +170,7 @@ TEST(Honesty, ClientHeardAfterAHoleIsJudgedWithCertainty) {
   PcapWriter w;
   const Endpoint cl = v4("10.4.0.2", 51004), br = v4("10.4.0.1", 1883);
   TcpConversation c(w, cl, br);
-  c.handshake(kT0);
-  c.client(kT0 + 1000, encodeConnect(spec("hole", 4)));
-  c.broker(kT0 + 2000, encodeConnack(ConnackSpec{}));
+  connectAtT0(c, "hole", 4);
   PcapWriter scratch;
   TcpConversation hidden(scratch, cl, br, c.clientSeq(), c.brokerSeq());
   hidden.clientNoAck(kT0 + 1 * kS, encodePingreq());  // lost

@@ -1,6 +1,7 @@
 // The HTTP endpoints over real sockets: a started server on an ephemeral
 // loopback port, queried by a minimal HTTP/1.1 client (no curl dependency).
 #include "mqttlive/http_server.h"
+#include "support/base64.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
@@ -27,6 +28,8 @@
 
 namespace mqttlive {
 namespace {
+
+using test::base64;
 
 struct Response {
   int status = 0;
@@ -340,29 +343,6 @@ TEST_F(HttpServerTest, SummaryServesTheLatestPublishedDocument) {
 }
 
 // ---- hardening: HTTP basic auth ----
-
-std::string base64(const std::string& in) {
-  static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int k = 18; k >= 0; k -= 6) out += kAlphabet[(v >> k) & 63];
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t v = uint8_t(in[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
 
 std::string authHeader(const std::string& user, const std::string& password, const std::string& scheme = "Basic") {
   return "Authorization: " + scheme + " " + base64(user + ":" + password) + "\r\n";

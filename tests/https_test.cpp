@@ -24,10 +24,13 @@
 #include <string>
 
 #include "mqttlive/http_server.h"
+#include "support/base64.h"
 #include "mqttlive/metrics.h"
 
 namespace mqttlive {
 namespace {
+
+using test::base64;
 
 namespace fs = std::filesystem;
 
@@ -202,29 +205,6 @@ std::string header(const Reply& r, const std::string& name) {
   if (at == std::string::npos) return "";
   const size_t from = at + 4 + name.size();
   return r.headers.substr(from, r.headers.find("\r\n", from) - from);
-}
-
-std::string base64(const std::string& in) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    const uint32_t v = uint8_t(in[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
 }
 
 HttpServerOptions tlsOptions() {
