@@ -362,15 +362,59 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     return true;
   }
 
-  // One decoded segment; hash = hashFlowKey(key).
-  void onSegment(Micros ts, TcpSegment& seg, Side side, const FlowKey& key, uint64_t hash) {
+  // One decoded segment; hash = hashFlowKey(key). `hint`: a slot that may
+  // hold the flow (the look-ahead's candidate), or FlowTable::kNone.
+  void segment(Micros ts, TcpSegment& seg, Side side, const FlowKey& key, uint64_t hash, uint32_t hint) {
+    // Every flow in use is in the table under its key, and a key is there
+    // once: a slot in use with this key is what find() would return.
+    const uint32_t idx =
+        hint < flows.size() && flows[hint].in_use && keys[hint] == key ? hint : table.find(key, hash, keys);
+    if (idx != FlowTable::kNone && established(ts, seg, side, flows[idx])) return;
+    onSegment(ts, seg, side, key, idx);
+  }
+
+  // The usual segment, in a few compares: an ACK without SYN, FIN or RST on
+  // a plain MQTT flow whose session is under way, next in order on both
+  // sides, its MQTT packets whole. It does exactly what onSegment() does for
+  // such a segment (inline reassembly paths, idleTouch() a no-op) minus the
+  // virtual sink calls; false, having changed nothing, for anything else.
+  bool established(Micros ts, const TcpSegment& seg, Side side, Flow& f) {
+    if ((seg.flags & (tcpflag::kSyn | tcpflag::kFin | tcpflag::kRst | tcpflag::kAck)) != tcpflag::kAck ||
+        f.conn == kNoConn || !f.mqtt || f.closing || f.idle != kNil || f.xport)
+      return false;
+    const int si = sideIndex(side);
+    const uint32_t len = seg.payload_len;
+    StreamReassembler& in = f.reasm[si];
+    MqttDecoder& dec = f.decoder[si];
+    if (!in.nextInOrder(seg.seq, seg.payload.size(), len) || !f.reasm[1 - si].ackIdle() ||
+        (len > 0 && !dec.atBoundary()))
+      return false;
+    if (side == Side::kBroker) {
+      const uint32_t end = seg.seq + len;
+      if (!f.broker_sent || seqAfter(end, f.broker_end)) f.broker_end = end;
+      f.broker_sent = f.broker_sent || len > 0;
+    } else {
+      if (!f.client_acked || seqAfter(seg.ack, f.client_ack)) f.client_ack = seg.ack;
+      f.client_acked = true;
+    }
+    if (len == 0) return true;
+    in.consumed(seg.seq, len);
+    cur = &f;
+    cur_side = side;
+    cur_ts = ts;
+    const size_t used = dec.feedWhole(seg.payload.data(), len, cfg.mqtt, [this](const MqttPacket& p) { Impl::onPacket(p); });
+    if (used < len) dec.feed(seg.payload.subspan(used), cfg.mqtt, *this);
+    return true;
+  }
+
+  // The general path; idx = the flow of key, or FlowTable::kNone.
+  void onSegment(Micros ts, TcpSegment& seg, Side side, const FlowKey& key, uint32_t idx) {
     EngineStats& st = engine.stats_;
     const bool syn = seg.flags & tcpflag::kSyn;
     const bool fin = seg.flags & tcpflag::kFin;
     const bool rst = seg.flags & tcpflag::kRst;
     const bool ack = seg.flags & tcpflag::kAck;
 
-    uint32_t idx = table.find(key, hash, keys);
     // A fresh SYN from the client on a flow we still hold: the old connection
     // ended without us seeing it settle; judge it now and start over.
     if (idx != FlowTable::kNone && syn && !ack && side == Side::kClient && flows[idx].reasm[0].started() &&
@@ -508,7 +552,7 @@ void Engine::onFrame(Micros ts, int link_type, std::span<const uint8_t> frame) {
     ++stats_.not_broker_port;
     return;
   }
-  impl_->onSegment(ts, seg, side, key, hashFlowKey(key));
+  impl_->segment(ts, seg, side, key, hashFlowKey(key), FlowTable::kNone);
 }
 
 // Each frame is processed exactly as onFrame() does it, in order; only the
@@ -583,7 +627,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
         ++stats_.not_broker_port;
         continue;
       }
-      im.onSegment(ts, a.seg, a.side, a.key, a.hash);
+      im.segment(ts, a.seg, a.side, a.key, a.hash, a.slot);
     }
   }
 }

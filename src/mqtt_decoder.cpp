@@ -666,25 +666,12 @@ void MqttDecoder::feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& 
   // Every branch consumes at least one byte or changes state toward one that does.
   while (pos < n) {
     // Most packets (PINGREQ/PINGRESP, PUBACK, small PUBLISHes) have a one-byte
-    // length and arrive whole in one segment: parse them in place without the
+    // length and arrive whole in one segment: parsed in place without the
     // state machine. Anything else, an error included, takes the general path
     // below, which then does exactly what it always did (parseBody is pure).
-    if (state_ == kStateFixed && skip_ == 0 && !resync_ && n - pos >= 2 && p[pos + 1] < 0x80 &&
-        p[pos + 1] <= n - pos - 2) {
-      const uint8_t first = p[pos];
-      const uint32_t len = p[pos + 1];
-      if (checkFixedHeader(first, level_) == kNoError && len <= limits.max_packet_size) {
-        MqttPacket pkt;
-        if (parseBody(first, level_, p + pos + 2, len, len, pkt).step == Step::kDone) {
-          fixed_ = first;
-          remaining_ = len;
-          len_bytes_ = 1;
-          pos += 2 + len;
-          emit(pkt, cb);
-          if (len > 0) releaseHead();
-          continue;
-        }
-      }
+    if (atBoundary()) {
+      pos += feedWhole(p + pos, n - pos, limits, [&cb](const MqttPacket& pkt) { cb.onPacket(pkt); });
+      if (pos == n) break;
     }
     if (resync_) {
       pos = resync(p, n, pos, limits, cb);
@@ -703,6 +690,12 @@ void MqttDecoder::feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& 
       pos = feedBody(p, n, pos, cb);
     }
   }
+}
+
+bool MqttDecoder::parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint8_t len,
+                             const MqttDecoderLimits& limits, MqttPacket& pkt) {
+  return checkFixedHeader(first, level) == kNoError && len <= limits.max_packet_size &&
+         parseBody(first, level, body, len, len, pkt).step == Step::kDone;
 }
 
 size_t MqttDecoder::readLength(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits,
@@ -894,13 +887,6 @@ bool MqttDecoder::reserveHead(uint32_t need) {
   head_ = std::move(grown);
   head_cap_ = static_cast<uint16_t>(cap);
   return true;
-}
-
-void MqttDecoder::releaseHead() {
-  head_.reset();
-  head_len_ = 0;
-  head_cap_ = 0;
-  head_need_ = 0;
 }
 
 void MqttDecoder::dropPartial() {

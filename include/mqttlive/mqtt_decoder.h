@@ -65,6 +65,35 @@ class MqttDecoder {
 
   void feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
 
+  // At a packet boundary with nothing buffered: feedWhole() may go first.
+  bool atBoundary() const { return state_ == 0 && skip_ == 0 && !resync_; }
+  // The fast path of feed(), inline for a caller that takes packets itself
+  // (the engine's established-flow path: no virtual call per packet). Whole
+  // packets with a one-byte remaining length at the start of [p, p + n) are
+  // parsed in place and passed to on(const MqttPacket&); it stops at the
+  // first one that needs the general path (longer, split, or any error) and
+  // returns the bytes consumed. Requires atBoundary(); feed() picks up the
+  // rest exactly where this left off.
+  template <class OnPacket>
+  size_t feedWhole(const uint8_t* p, size_t n, const MqttDecoderLimits& limits, OnPacket&& on) {
+    size_t pos = 0;
+    while (n - pos >= 2 && p[pos + 1] < 0x80 && p[pos + 1] <= n - pos - 2) {
+      const uint8_t first = p[pos];
+      const uint8_t len = p[pos + 1];
+      MqttPacket pkt;
+      if (!parseWhole(first, level_, p + pos + 2, len, limits, pkt)) break;
+      fixed_ = first;
+      remaining_ = len;
+      len_bytes_ = 1;
+      pos += 2u + len;
+      if (pkt.type == PacketType::kConnect && pkt.protocol_level != 0) level_ = pkt.protocol_level;
+      if (trust_ > 0 && --trust_ == 0) resync_reported_ = false;  // the resync episode is over
+      on(static_cast<const MqttPacket&>(pkt));
+      if (len > 0) releaseHead();
+    }
+    return pos;
+  }
+
   // Bytes were lost (TCP gap): drop any partial packet and resynchronise.
   void onGap();
 
@@ -75,6 +104,10 @@ class MqttDecoder {
   // parsed) assembled across chunks; a head beyond it is reported as parsed so far.
   static constexpr uint32_t kMaxHead = 4096;
 
+  // A whole packet (type byte, one-byte length, body in place) that is sound
+  // and within limits: parsed into pkt. Pure; false sends it the general way.
+  static bool parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint8_t len,
+                         const MqttDecoderLimits& limits, MqttPacket& pkt);
   size_t readLength(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits,
                     MqttDecoderCallbacks& cb);
   void onHeader(const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
@@ -85,7 +118,12 @@ class MqttDecoder {
   bool fail(ParseError error, MqttDecoderCallbacks& cb);
   void reportResync(MqttDecoderCallbacks& cb);
   bool reserveHead(uint32_t need);
-  void releaseHead();
+  void releaseHead() {
+    head_.reset();
+    head_len_ = 0;
+    head_cap_ = 0;
+    head_need_ = 0;
+  }
   void dropPartial();
 
   // Internal state; see mqtt_decoder.cpp.

@@ -82,6 +82,18 @@ class StreamReassembler {
   // holes as gaps, and release the buffer.
   void flush(Micros ts, ReassemblySink& sink, ReassemblyBudget& budget);
 
+  // The engine's established-flow path (engine.cpp) does what the inline
+  // paths of onSegment()/onPeerAck() do, without the sink calls, when these hold:
+  // the segment is the next in order, fully captured, nothing is buffered and
+  // no FIN is awaited ...
+  bool nextInOrder(uint32_t seq, size_t captured, uint32_t wire_len) const {
+    return started_ && !pending_ && !(fin_pending_ && !fin_seen_) && seq == next_seq_ && wire_len == captured;
+  }
+  // ... and an acknowledgement from the peer would do nothing.
+  bool ackIdle() const { return !pending_ && !(fin_pending_ && !fin_seen_); }
+  // What onSegment() records for such a segment with data.
+  void consumed(uint32_t seq, uint32_t wire_len) { next_seq_ = seq + wire_len; }
+
   bool started() const { return started_; }
   bool finSeen() const { return fin_seen_; }
   // Next sequence number expected (valid once started()).
