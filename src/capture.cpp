@@ -2,19 +2,22 @@
 
 #include <pcap/pcap.h>
 
+#include <cstddef>
+
 namespace mqttlive {
 
 PcapCapture::~PcapCapture() {
   if (p_ != nullptr) pcap_close(p_);
 }
 
-Micros pcapTime(const void* hdr, bool nano) {
-  const auto* h = static_cast<const pcap_pkthdr*>(hdr);
-  Micros sub = nano ? h->ts.tv_usec / 1000 : h->ts.tv_usec;
-  return static_cast<Micros>(h->ts.tv_sec) * kMicrosPerSecond + sub;
-}
-
-uint32_t pcapCaplen(const void* hdr) { return static_cast<const pcap_pkthdr*>(hdr)->caplen; }
+static_assert(sizeof(PcapHeaderView) == sizeof(pcap_pkthdr) &&
+                  offsetof(PcapHeaderView, tv_sec) == offsetof(pcap_pkthdr, ts.tv_sec) &&
+                  offsetof(PcapHeaderView, tv_usec) == offsetof(pcap_pkthdr, ts.tv_usec) &&
+                  offsetof(PcapHeaderView, caplen) == offsetof(pcap_pkthdr, caplen) &&
+                  offsetof(PcapHeaderView, len) == offsetof(pcap_pkthdr, len) &&
+                  sizeof(PcapHeaderView::tv_sec) == sizeof(pcap_pkthdr::ts.tv_sec) &&
+                  sizeof(PcapHeaderView::tv_usec) == sizeof(pcap_pkthdr::ts.tv_usec),
+              "PcapHeaderView must mirror struct pcap_pkthdr");
 
 std::unique_ptr<PcapCapture> PcapCapture::openOffline(const std::string& path, std::string& error) {
   char err[PCAP_ERRBUF_SIZE] = {};

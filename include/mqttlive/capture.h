@@ -66,10 +66,22 @@ class PcapCapture {
   };
 };
 
-// Converts a pcap header timestamp (timeval; tv_usec holds nanoseconds for
-// nanosecond-precision files) to Micros.
-Micros pcapTime(const void* pkthdr, bool nano);
-uint32_t pcapCaplen(const void* pkthdr);
+// struct pcap_pkthdr as libpcap hands it over (its ABI: a timeval, then caplen
+// and len), so that this header need not include pcap.h and the per-packet
+// accessors below stay inline. capture.cpp checks the layout against pcap.h.
+struct PcapHeaderView {
+  long tv_sec;
+  long tv_usec;  // nanoseconds for nanosecond-precision files
+  uint32_t caplen;
+  uint32_t len;
+};
+// The header's timestamp in Micros.
+inline Micros pcapTime(const void* pkthdr, bool nano) {
+  const auto* h = static_cast<const PcapHeaderView*>(pkthdr);
+  const Micros sub = nano ? h->tv_usec / 1000 : h->tv_usec;
+  return static_cast<Micros>(h->tv_sec) * kMicrosPerSecond + sub;
+}
+inline uint32_t pcapCaplen(const void* pkthdr) { return static_cast<const PcapHeaderView*>(pkthdr)->caplen; }
 
 template <class Fn>
 int PcapCapture::dispatch(int max, Fn&& fn) {
