@@ -585,65 +585,48 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
   Ahead ring[kRing];
   Impl& im = *impl_;
   const size_t n = frames.size();
-  auto decode = [&](size_t i) {  // decode, hash, request the bucket
-    Ahead& a = ring[i % kRing];
-    a.status = decodePacket(link_type, frames[i].bytes, a.seg);
-    a.watched = a.status == DecodeStatus::kOk && im.flowKey(a.seg, a.side, a.key);
-    if (a.watched) {
-      a.hash = hashFlowKey(a.key);
-      im.table.prefetch(a.hash);
-    }
-  };
-  // Only process() adds flows, so a slot below the count read before it is valid.
-  auto bucket = [&](size_t i, size_t nflows) {  // bucket -> request the flow and its key
-    Ahead& a = ring[i % kRing];
-    a.slot = a.watched ? im.table.candidate(a.hash) : FlowTable::kNone;
-    if (a.slot < nflows) {
-      const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
-      for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
-      __builtin_prefetch(f + sizeof(Flow) - 1);
-      __builtin_prefetch(&im.keys[a.slot]);
-    }
-  };
-  auto flow = [&](size_t i, size_t nflows) {  // flow -> request its connection
-    const Ahead& a = ring[i % kRing];
-    if (a.slot < nflows) tracker_.prefetch(im.flows[a.slot].conn);
-  };
-  auto process = [&](size_t j) {  // exactly as onFrame()
-    Ahead& a = ring[j % kRing];
-    const Micros ts = frames[j].ts;
-    ++stats_.packets;
-    stats_.bytes += frames[j].bytes.size();
-    im.advanceTo(ts);
-    ++stats_.decode_status[static_cast<int>(a.status)];
-    if (a.status != DecodeStatus::kOk) return;
-    if (!a.watched) {
-      ++stats_.not_broker_port;
-      return;
-    }
-    im.segment(ts, a.seg, a.side, a.key, a.hash, a.slot);
-  };
-  // Steady state without a bounds test per stage; the ends of the batch
-  // (filling and draining the look-ahead) take the general loop.
-  size_t i = 0;
-  auto general = [&](size_t end) {
-    for (; i < end; ++i) {
-      const size_t nflows = im.flows.size();
-      if (i < n) decode(i);
-      if (i >= kStep && i - kStep < n) bucket(i - kStep, nflows);
-      if (i >= 2 * kStep && i - 2 * kStep < n) flow(i - 2 * kStep, nflows);
-      if (i >= kStages * kStep) process(i - kStages * kStep);
-    }
-  };
-  general(std::min(n, kStages * kStep));
-  for (; i < n; ++i) {
+  for (size_t i = 0; i < n + kStages * kStep; ++i) {
+    // Read once per step: only the processing stage below can add flows.
     const size_t nflows = im.flows.size();
-    decode(i);
-    bucket(i - kStep, nflows);
-    flow(i - 2 * kStep, nflows);
-    process(i - kStages * kStep);
+    if (i < n) {  // decode, hash, request the bucket
+      Ahead& a = ring[i % kRing];
+      a.status = decodePacket(link_type, frames[i].bytes, a.seg);
+      a.watched = a.status == DecodeStatus::kOk && im.flowKey(a.seg, a.side, a.key);
+      if (a.watched) {
+        a.hash = hashFlowKey(a.key);
+        im.table.prefetch(a.hash);
+      }
+    }
+    if (i >= kStep && i - kStep < n) {  // bucket -> request the flow and its key
+      Ahead& a = ring[(i - kStep) % kRing];
+      a.slot = a.watched ? im.table.candidate(a.hash) : FlowTable::kNone;
+      if (a.slot < nflows) {
+        const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
+        for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
+        __builtin_prefetch(f + sizeof(Flow) - 1);
+        __builtin_prefetch(&im.keys[a.slot]);
+      }
+    }
+    if (i >= 2 * kStep && i - 2 * kStep < n) {  // flow -> request its connection
+      const Ahead& a = ring[(i - 2 * kStep) % kRing];
+      if (a.slot < nflows) tracker_.prefetch(im.flows[a.slot].conn);
+    }
+    if (i >= kStages * kStep) {  // process, exactly as onFrame()
+      const size_t j = i - kStages * kStep;
+      Ahead& a = ring[j % kRing];
+      const Micros ts = frames[j].ts;
+      ++stats_.packets;
+      stats_.bytes += frames[j].bytes.size();
+      im.advanceTo(ts);
+      ++stats_.decode_status[static_cast<int>(a.status)];
+      if (a.status != DecodeStatus::kOk) continue;
+      if (!a.watched) {
+        ++stats_.not_broker_port;
+        continue;
+      }
+      im.segment(ts, a.seg, a.side, a.key, a.hash, a.slot);
+    }
   }
-  general(n + kStages * kStep);
 }
 
 void FrameBatcher::addSlow(Micros ts, std::span<const uint8_t> frame) {

@@ -41,20 +41,18 @@ const char* toString(DecodeStatus s) {
 
 namespace {
 
-constexpr uint16_t kEtherIpv4 = 0x0800;
+using detail::kEtherIpv4;
 constexpr uint16_t kEtherIpv6 = 0x86dd;
 constexpr uint16_t kEtherVlan = 0x8100;
 constexpr uint16_t kEtherQinQ = 0x88a8;
 constexpr uint16_t kEtherQinQOld = 0x9100;
 
-constexpr uint8_t kProtoTcp = 6;
+using detail::kProtoTcp;
 
 enum class Net : uint8_t { kNone, kV4, kV6 };
 
-inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
+using detail::be16;
+using detail::be32;
 inline uint32_t le32(const uint8_t* p) {
   return (uint32_t{p[3]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[1]} << 8) | uint32_t{p[0]};
 }
@@ -172,46 +170,6 @@ struct L4 {
   bool v4 = false;
 };
 
-// Writes an endpoint straight into `out` with one 16-byte store for the
-// address and one 4-byte store for the family flag and port. The engine reads
-// these fields back at once (flow key copy and hash) with wide loads; building
-// an IpAddr in a temporary and copying it, or filling it with narrow stores,
-// made each of those loads wait for the stores to drain (a store-forwarding
-// stall per field). That was most of the decode time and a good part of the
-// flow lookup.
-inline void storeEndpoint(Endpoint& e, const uint8_t* addr, bool v4, uint16_t port) {
-#if defined(__SSE2__)
-  __m128i v;
-  if (v4) {
-    uint32_t a;
-    std::memcpy(&a, addr, 4);
-    // ::ffff:a.b.c.d -> bytes 10..11 = 0xff, bytes 12..15 = the address.
-    v = _mm_or_si128(_mm_slli_si128(_mm_cvtsi32_si128(static_cast<int>(a)), 12),
-                     _mm_set_epi32(0, static_cast<int>(0xffff0000u), 0, 0));
-  } else {
-    v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(addr));
-  }
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(e.ip.bytes), v);
-#else
-  if (v4) {
-    std::memset(e.ip.bytes, 0, 10);
-    e.ip.bytes[10] = 0xff;
-    e.ip.bytes[11] = 0xff;
-    std::memcpy(e.ip.bytes + 12, addr, 4);
-  } else {
-    std::memcpy(e.ip.bytes, addr, 16);
-  }
-#endif
-  if constexpr (std::endian::native == std::endian::little && offsetof(Endpoint, ip) == 0 &&
-                offsetof(IpAddr, v4) == 16 && offsetof(Endpoint, port) == 18 && sizeof(bool) == 1) {
-    // v4 flag (byte 16), padding (byte 17, zero), port (bytes 18..19).
-    const uint32_t tail = uint32_t{v4} | (uint32_t{port} << 16);
-    std::memcpy(reinterpret_cast<unsigned char*>(&e) + 16, &tail, 4);
-  } else {
-    e.ip.v4 = v4;
-    e.port = port;
-  }
-}
 
 DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4) {
   const size_t avail = f.size() - off;
@@ -289,31 +247,7 @@ DecodeStatus decodeIpv6(std::span<const uint8_t> f, size_t off, L4& l4) {
 
 }  // namespace
 
-DecodeStatus decodePacket(int link_type, std::span<const uint8_t> frame, TcpSegment& out) {
-  // Nearly every frame is Ethernet, IPv4 without options, no fragment, TCP,
-  // both headers captured and sound: decoded here with the checks of the
-  // general path below folded together. Anything else, errors included, goes
-  // the general way, so statuses are unchanged.
-  const uint8_t* f = frame.data();
-  if (link_type == dlt::kEthernet && frame.size() >= 14 + 20 + 20 && be16(f + 12) == kEtherIpv4 &&
-      f[14] == 0x45 && f[14 + 9] == kProtoTcp && (be16(f + 14 + 6) & 0x3fff) == 0) {
-    const size_t total = be16(f + 14 + 2);
-    const size_t ip_end = std::min(total, frame.size() - 14);  // captured part of the IP packet
-    const uint8_t* tcp = f + 14 + 20;
-    const size_t hlen = size_t{static_cast<uint8_t>(tcp[12] >> 4)} * 4;
-    if (total >= 40 && hlen >= 20 && hlen + 20 <= ip_end) {  // ip_end <= total: hlen fits the declared too
-      storeEndpoint(out.src, f + 14 + 12, true, be16(tcp));
-      storeEndpoint(out.dst, f + 14 + 16, true, be16(tcp + 2));
-      out.seq = be32(tcp + 4);
-      out.ack = be32(tcp + 8);
-      out.flags = tcp[13];
-      out.window = be16(tcp + 14);
-      out.payload = frame.subspan(14 + 20 + hlen, ip_end - 20 - hlen);
-      out.payload_len = static_cast<uint32_t>(total - 20 - hlen);
-      return DecodeStatus::kOk;
-    }
-  }
-
+DecodeStatus decodePacketGeneral(int link_type, std::span<const uint8_t> frame, TcpSegment& out) {
   size_t off = 0;
   Net net = Net::kNone;
   DecodeStatus st = decodeLink(link_type, frame, off, net);
@@ -335,9 +269,9 @@ DecodeStatus decodePacket(int link_type, std::span<const uint8_t> frame, TcpSegm
   if (hlen < 20 || hlen > declared) return DecodeStatus::kBadTcpHeader;
   if (hlen > captured) return DecodeStatus::kTruncatedTcp;
 
-  // `out` is written only on success, field by field (see storeEndpoint).
-  storeEndpoint(out.src, l4.src, l4.v4, be16(tcp));
-  storeEndpoint(out.dst, l4.dst, l4.v4, be16(tcp + 2));
+  // `out` is written only on success, field by field (see detail::storeEndpoint).
+  detail::storeEndpoint(out.src, l4.src, l4.v4, be16(tcp));
+  detail::storeEndpoint(out.dst, l4.dst, l4.v4, be16(tcp + 2));
   out.seq = be32(tcp + 4);
   out.ack = be32(tcp + 8);
   out.flags = tcp[13];

@@ -1104,5 +1104,45 @@ TEST(MqttDecoder, MovedDecoderKeepsState) {
   EXPECT_EQ(c.packets[0].client_id, "mover");
 }
 
+// The inline parser of the commonest packets must agree with the general one
+// wherever it answers: every first byte, every short length, bodies that are
+// sound, truncated or random, at every protocol level.
+TEST(MqttDecoderFastPath, ParseCommonAgreesWithParseWhole) {
+  std::mt19937 rng(7);
+  const MqttDecoderLimits limits;
+  int answered = 0;
+  for (int first = 0; first < 256; ++first) {
+    for (uint8_t len = 0; len <= 24; ++len) {
+      for (int trial = 0; trial < 24; ++trial) {
+        std::vector<uint8_t> body(len);
+        for (auto& b : body) b = static_cast<uint8_t>(rng());
+        // Half the PUBLISH bodies get a topic length that fits.
+        if (len >= 2 && trial % 2 == 0) {
+          body[0] = 0;
+          body[1] = static_cast<uint8_t>(rng() % (len - 1));
+        }
+        MqttPacket fast;
+        if (!MqttDecoder::parseCommon(static_cast<uint8_t>(first), body.data(), len, fast)) continue;
+        ++answered;
+        for (uint8_t level : {uint8_t{0}, kMqtt31, kMqtt311, kMqtt5}) {
+          MqttPacket slow;
+          ASSERT_TRUE(MqttDecoder::parseWhole(static_cast<uint8_t>(first), level, body.data(), len, limits, slow))
+              << "first " << first << " len " << int{len} << " level " << int{level};
+          EXPECT_EQ(fast.type, slow.type);
+          EXPECT_EQ(fast.flags, slow.flags);
+          EXPECT_EQ(fast.remaining_length, slow.remaining_length);
+          EXPECT_EQ(fast.qos, slow.qos);
+          EXPECT_EQ(fast.has_packet_id, slow.has_packet_id);
+          EXPECT_EQ(fast.packet_id, slow.packet_id);
+          EXPECT_EQ(fast.reason_code, slow.reason_code);
+        }
+      }
+    }
+  }
+  // PINGREQ, PINGRESP, PUBACK and the PUBLISH variants were all answered.
+  EXPECT_GT(answered, 1000);
+}
+
 }  // namespace
 }  // namespace mqttlive
+

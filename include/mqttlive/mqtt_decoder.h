@@ -81,7 +81,9 @@ class MqttDecoder {
       const uint8_t first = p[pos];
       const uint8_t len = p[pos + 1];
       MqttPacket pkt;
-      if (!parseWhole(first, level_, p + pos + 2, len, limits, pkt)) break;
+      if (!(len <= limits.max_packet_size && parseCommon(first, p + pos + 2, len, pkt)) &&
+          !parseWhole(first, level_, p + pos + 2, len, limits, pkt))
+        break;
       fixed_ = first;
       remaining_ = len;
       len_bytes_ = 1;
@@ -99,15 +101,43 @@ class MqttDecoder {
 
   bool resyncing() const { return resync_; }
 
+  // The commonest whole packets (PINGREQ, PINGRESP, PUBACK, PUBLISH), inline:
+  // true with pkt as parseWhole() would fill it; false means "ask parseWhole()".
+  static bool parseCommon(uint8_t first, const uint8_t* body, uint8_t len, MqttPacket& pkt) {
+    if (first == 0xC0 || first == 0xD0) {  // PINGREQ, PINGRESP: no body at any level
+      if (len != 0) return false;
+    } else if (first == 0x40) {  // PUBACK: a packet id alone is sound at every level
+      if (len != 2) return false;
+      pkt.has_packet_id = true;
+      pkt.packet_id = static_cast<uint16_t>((body[0] << 8) | body[1]);
+    } else if ((first >> 4) == 3) {  // PUBLISH: topic name, packet id from QoS 1
+      const auto qos = static_cast<uint8_t>((first >> 1) & 0x03);
+      if (qos == 3 || len < 2) return false;
+      const uint32_t topic_end = 2u + ((uint32_t{body[0]} << 8) | body[1]);
+      if (topic_end + (qos > 0 ? 2u : 0u) > len) return false;
+      pkt.qos = qos;
+      if (qos > 0) {
+        pkt.has_packet_id = true;
+        pkt.packet_id = static_cast<uint16_t>((body[topic_end] << 8) | body[topic_end + 1]);
+      }
+    } else {
+      return false;
+    }
+    pkt.type = static_cast<PacketType>(first >> 4);
+    pkt.flags = first & 0x0F;
+    pkt.remaining_length = len;
+    return true;
+  }
+  // A whole packet (type byte, one-byte length, body in place) that is sound
+  // and within limits: parsed into pkt. Pure; false sends it the general way.
+  static bool parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint8_t len,
+                         const MqttDecoderLimits& limits, MqttPacket& pkt);
+
  private:
   // Longest packet head (bytes from the start of the body up to the last field
   // parsed) assembled across chunks; a head beyond it is reported as parsed so far.
   static constexpr uint32_t kMaxHead = 4096;
 
-  // A whole packet (type byte, one-byte length, body in place) that is sound
-  // and within limits: parsed into pkt. Pure; false sends it the general way.
-  static bool parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint8_t len,
-                         const MqttDecoderLimits& limits, MqttPacket& pkt);
   size_t readLength(const uint8_t* p, size_t n, size_t pos, const MqttDecoderLimits& limits,
                     MqttDecoderCallbacks& cb);
   void onHeader(const MqttDecoderLimits& limits, MqttDecoderCallbacks& cb);
