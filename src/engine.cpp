@@ -362,6 +362,19 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     return true;
   }
 
+  // What clientTcp() judges a close on: the end of what the broker sent (data
+  // and FIN) and the client's highest acknowledgement.
+  static void recordTcpFacts(Flow& f, const TcpSegment& seg, Side side, bool syn, bool fin, bool ack) {
+    if (side == Side::kBroker) {
+      const uint32_t end = seg.seq + seg.payload_len + (fin ? 1 : 0) + (syn ? 1 : 0);
+      if (!f.broker_sent || seqAfter(end, f.broker_end)) f.broker_end = end;
+      f.broker_sent = f.broker_sent || seg.payload_len > 0 || fin;
+    } else if (ack) {
+      if (!f.client_acked || seqAfter(seg.ack, f.client_ack)) f.client_ack = seg.ack;
+      f.client_acked = true;
+    }
+  }
+
   // One decoded segment; hash = hashFlowKey(key). `hint`: a slot that may
   // hold the flow (the look-ahead's candidate), or FlowTable::kNone.
   void segment(Micros ts, TcpSegment& seg, Side side, const FlowKey& key, uint64_t hash, uint32_t hint) {
@@ -389,20 +402,15 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     if (!in.nextInOrder(seg.seq, seg.payload.size(), len) || !f.reasm[1 - si].ackIdle() ||
         (len > 0 && !dec.atBoundary()))
       return false;
-    if (side == Side::kBroker) {
-      const uint32_t end = seg.seq + len;
-      if (!f.broker_sent || seqAfter(end, f.broker_end)) f.broker_end = end;
-      f.broker_sent = f.broker_sent || len > 0;
-    } else {
-      if (!f.client_acked || seqAfter(seg.ack, f.client_ack)) f.client_ack = seg.ack;
-      f.client_acked = true;
-    }
+    recordTcpFacts(f, seg, side, /*syn=*/false, /*fin=*/false, /*ack=*/true);
     if (len == 0) return true;
     in.consumed(seg.seq, len);
     cur = &f;
     cur_side = side;
     cur_ts = ts;
-    const size_t used = dec.feedWhole(seg.payload.data(), len, cfg.mqtt, [this](const MqttPacket& p) { Impl::onPacket(p); });
+    // Impl::onPacket named directly: no virtual call per packet.
+    const size_t used =
+        dec.feedWhole(seg.payload.data(), len, cfg.mqtt, [this](const MqttPacket& p) { Impl::onPacket(p); });
     if (used < len) dec.feed(seg.payload.subspan(used), cfg.mqtt, *this);
     return true;
   }
@@ -472,14 +480,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     const int si = sideIndex(side);
     const int oi = 1 - si;
 
-    if (side == Side::kBroker) {
-      uint32_t end = seg.seq + seg.payload_len + (fin ? 1 : 0) + (syn ? 1 : 0);
-      if (!f.broker_sent || seqAfter(end, f.broker_end)) f.broker_end = end;
-      f.broker_sent = f.broker_sent || seg.payload_len > 0 || fin;
-    } else if (ack) {
-      if (!f.client_acked || seqAfter(seg.ack, f.client_ack)) f.client_ack = seg.ack;
-      f.client_acked = true;
-    }
+    recordTcpFacts(f, seg, side, syn, fin, ack);
 
     cur = &f;
     if (ack && f.reasm[oi].started()) {

@@ -28,11 +28,6 @@ inline uint64_t load64(const uint8_t* p) {
 
 // Inline: computed for every packet.
 inline uint64_t hashFlowKey(const FlowKey& k) {
-  // One multiply per 8-byte word, all independent (they overlap in the
-  // pipeline, unlike a chain of rounds), summed, then one xorshift-multiply
-  // round that brings the well-mixed high bits down to the bucket bits. Ports
-  // and the family flags share one word; the flags keep a v4 address and the
-  // identical-byte ::ffff:a.b.c.d v6 address apart, as operator== does.
   if (k.client.ip.v4 && k.broker.ip.v4) {
     // IPv4 (nearly every flow): the mapped prefix is the same in every key,
     // so only the addresses and ports are mixed. Keys of other families take
@@ -48,6 +43,11 @@ inline uint64_t hashFlowKey(const FlowKey& k) {
     h ^= h >> 29;
     return h;
   }
+  // One multiply per 8-byte word, all independent (they overlap in the
+  // pipeline, unlike a chain of rounds), summed, then one xorshift-multiply
+  // round that brings the well-mixed high bits down to the bucket bits. Ports
+  // and the family flags share one word; the flags keep a v4 address and the
+  // identical-byte ::ffff:a.b.c.d v6 address apart, as operator== does.
   const uint64_t tail = uint64_t{k.client.port} | (uint64_t{k.broker.port} << 16) |
                         (uint64_t{k.client.ip.v4} << 32) | (uint64_t{k.broker.ip.v4} << 33);
   uint64_t h = (detail::load64(k.client.ip.bytes) ^ 0x243f6a8885a308d3ull) * 0x9fb21c651e98df25ull;
