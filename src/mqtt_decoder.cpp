@@ -65,11 +65,6 @@ constexpr BodyResult kParsed{};
 
 BodyResult failWith(ParseError e) { return {Step::kError, e, 0}; }
 
-uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-uint32_t load32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
 
 std::string_view asView(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
@@ -92,7 +87,7 @@ class Reader {
   }
   bool u16(uint16_t& v) {
     if (!has(2)) return false;
-    v = load16(p_ + off_);
+    v = loadBe16(p_ + off_);
     off_ += 2;
     return true;
   }
@@ -234,7 +229,7 @@ bool walkProperties(const uint8_t* p, uint32_t len, Visit&& visit) {
       case PropKind::kString:
       case PropKind::kBinary: {
         if (left < 2) return false;
-        const uint32_t n = load16(v);
+        const uint32_t n = loadBe16(v);
         if (n > left - 2) return false;
         visit(id, v + 2, n);
         off += 2 + n;
@@ -242,9 +237,9 @@ bool walkProperties(const uint8_t* p, uint32_t len, Visit&& visit) {
       }
       case PropKind::kPair: {
         if (left < 2) return false;
-        const uint32_t k = load16(v);
+        const uint32_t k = loadBe16(v);
         if (k + 2 > left - 2) return false;
-        const uint32_t n = load16(v + 2 + k);
+        const uint32_t n = loadBe16(v + 2 + k);
         if (n > left - 4 - k) return false;
         skip = 4 + k + n;
         break;
@@ -328,7 +323,7 @@ BodyResult parseConnect(Reader& r, MqttPacket& pkt) {
     const BodyResult pr = parseProperties(r, [&](uint8_t id, const uint8_t* v, uint32_t) {
       if (id == kPropSessionExpiry) {
         has_expiry = true;
-        expiry = load32(v);
+        expiry = loadBe32(v);
       }
     });
     if (pr.step != Step::kDone) return pr;
@@ -367,11 +362,11 @@ BodyResult parseConnack(Reader& r, uint8_t level, MqttPacket& pkt) {
     switch (id) {
       case kPropSessionExpiry:
         has_expiry = true;
-        expiry = load32(v);
+        expiry = loadBe32(v);
         break;
       case kPropServerKeepAlive:
         has_keepalive = true;
-        keepalive = load16(v);
+        keepalive = loadBe16(v);
         break;
       case kPropAssignedClientId:
         assigned = asView(v, n);
@@ -444,7 +439,7 @@ BodyResult parseDisconnect(Reader& r, uint8_t level, MqttPacket& pkt) {
   const BodyResult pr = parseProperties(r, [&](uint8_t id, const uint8_t* v, uint32_t) {
     if (id == kPropSessionExpiry) {
       has_expiry = true;
-      expiry = load32(v);
+      expiry = loadBe32(v);
     }
   });
   if (pr.step != Step::kDone) return pr;
@@ -542,7 +537,7 @@ enum class Verdict : uint8_t {
 // Topic names are text without wildcards; binary payload rarely looks like one.
 bool plausibleTopic(const uint8_t* body, uint32_t avail, uint8_t level) {
   if (avail < 2) return true;
-  const uint32_t len = load16(body);
+  const uint32_t len = loadBe16(body);
   // Only v5 may send an empty topic (with a Topic Alias).
   if (len == 0) return level == kMqtt5;
   const uint32_t present = std::min(len, avail - 2);
@@ -579,7 +574,7 @@ bool plausibleBody(uint8_t first, uint8_t level, const uint8_t* body, uint32_t a
     case PacketType::kPublish: {
       if (!plausibleTopic(body, avail, level)) return false;
       if (level != kMqtt5 || avail < 2) return true;
-      const uint32_t off = 2u + load16(body) + (((first >> 1) & 0x03) != 0 ? 2u : 0u);
+      const uint32_t off = 2u + loadBe16(body) + (((first >> 1) & 0x03) != 0 ? 2u : 0u);
       return plausibleProperties(body, avail, total, off, false);
     }
     case PacketType::kConnack:
@@ -850,8 +845,7 @@ size_t MqttDecoder::resync(const uint8_t* p, size_t n, size_t pos, const MqttDec
 }
 
 void MqttDecoder::emit(const MqttPacket& packet, MqttDecoderCallbacks& cb) {
-  if (packet.type == PacketType::kConnect && packet.protocol_level != 0) level_ = packet.protocol_level;
-  if (trust_ > 0 && --trust_ == 0) resync_reported_ = false;  // the resync episode is over
+  noteEmitted(packet);
   cb.onPacket(packet);
 }
 

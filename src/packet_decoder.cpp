@@ -51,8 +51,6 @@ using detail::kProtoTcp;
 
 enum class Net : uint8_t { kNone, kV4, kV6 };
 
-using detail::be16;
-using detail::be32;
 inline uint32_t le32(const uint8_t* p) {
   return (uint32_t{p[3]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[1]} << 8) | uint32_t{p[0]};
 }
@@ -61,13 +59,13 @@ inline uint32_t le32(const uint8_t* p) {
 // ethertype field; on success it is moved to the first network byte.
 DecodeStatus fromEthertype(std::span<const uint8_t> f, size_t& off, Net& net) {
   if (f.size() < off + 2) return DecodeStatus::kTruncatedLink;
-  uint16_t type = be16(f.data() + off);
+  uint16_t type = loadBe16(f.data() + off);
   // Each tag is 4 bytes (TPID already read + TCI + inner type), so the loop
   // is bounded by the frame length.
   while (type == kEtherVlan || type == kEtherQinQ || type == kEtherQinQOld) {
     if (f.size() < off + 6) return DecodeStatus::kTruncatedLink;
     off += 4;
-    type = be16(f.data() + off);
+    type = loadBe16(f.data() + off);
   }
   off += 2;
   if (type == kEtherIpv4) {
@@ -116,7 +114,7 @@ DecodeStatus decodeLink(int link_type, std::span<const uint8_t> f, size_t& off, 
       if (f.size() < 20) return DecodeStatus::kTruncatedLink;
       // The protocol field leads the 20-byte header; VLAN tags are reported
       // out of band in SLL2, so no tag walk here.
-      const uint16_t type = be16(f.data());
+      const uint16_t type = loadBe16(f.data());
       if (type == kEtherIpv4) {
         net = Net::kV4;
       } else if (type == kEtherIpv6) {
@@ -134,7 +132,7 @@ DecodeStatus decodeLink(int link_type, std::span<const uint8_t> f, size_t& off, 
       // share; the valid families are small, so one reading is always
       // unambiguous. LOOP is specified big-endian but accepting both is free.
       net = fromFamily(le32(f.data()));
-      if (net == Net::kNone) net = fromFamily(be32(f.data()));
+      if (net == Net::kNone) net = fromFamily(loadBe32(f.data()));
       if (net == Net::kNone) return DecodeStatus::kNotIp;
       off = 4;
       return DecodeStatus::kOk;
@@ -178,13 +176,13 @@ DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4) {
   if ((ip[0] >> 4) != 4) return DecodeStatus::kBadIpHeader;
   const size_t hlen = size_t{ip[0] & 0x0fu} * 4;
   if (hlen < 20) return DecodeStatus::kBadIpHeader;
-  const size_t total = be16(ip + 2);
+  const size_t total = loadBe16(ip + 2);
   if (total < hlen) return DecodeStatus::kBadIpHeader;
   if (avail < hlen) return DecodeStatus::kTruncatedIp;
   // Checked before the fragment bits so that ip_fragment counts only TCP
   // data we lose, not the UDP fragments that are common on the same link.
   if (ip[9] != kProtoTcp) return DecodeStatus::kNotTcp;
-  const uint16_t frag = be16(ip + 6);
+  const uint16_t frag = loadBe16(ip + 6);
   if ((frag & 0x2000) != 0 || (frag & 0x1fff) != 0) return DecodeStatus::kIpFragment;
   l4.src = ip + 12;
   l4.dst = ip + 16;
@@ -201,7 +199,7 @@ DecodeStatus decodeIpv6(std::span<const uint8_t> f, size_t off, L4& l4) {
   if (avail < 40) return DecodeStatus::kTruncatedIp;
   const uint8_t* ip = f.data() + off;
   if ((ip[0] >> 4) != 6) return DecodeStatus::kBadIpHeader;
-  const size_t declared_end = off + 40 + be16(ip + 4);
+  const size_t declared_end = off + 40 + loadBe16(ip + 4);
   const size_t captured_end = std::min(declared_end, f.size());
   uint8_t next = ip[6];
   size_t pos = off + 40;
@@ -231,7 +229,7 @@ DecodeStatus decodeIpv6(std::span<const uint8_t> f, size_t off, L4& l4) {
     const uint8_t* h = f.data() + pos;
     if (next == 44) {
       // Offset 0 with M clear is an atomic fragment (RFC 6946): a whole packet.
-      if ((be16(h + 2) & 0xfff9u) != 0) return DecodeStatus::kIpFragment;
+      if ((loadBe16(h + 2) & 0xfff9u) != 0) return DecodeStatus::kIpFragment;
       ext_len = 8;
     } else if (next == 51) {
       ext_len = (size_t{h[1]} + 2) * 4;
@@ -270,12 +268,12 @@ DecodeStatus decodePacketGeneral(int link_type, std::span<const uint8_t> frame, 
   if (hlen > captured) return DecodeStatus::kTruncatedTcp;
 
   // `out` is written only on success, field by field (see detail::storeEndpoint).
-  detail::storeEndpoint(out.src, l4.src, l4.v4, be16(tcp));
-  detail::storeEndpoint(out.dst, l4.dst, l4.v4, be16(tcp + 2));
-  out.seq = be32(tcp + 4);
-  out.ack = be32(tcp + 8);
+  detail::storeEndpoint(out.src, l4.src, l4.v4, loadBe16(tcp));
+  detail::storeEndpoint(out.dst, l4.dst, l4.v4, loadBe16(tcp + 2));
+  out.seq = loadBe32(tcp + 4);
+  out.ack = loadBe32(tcp + 8);
   out.flags = tcp[13];
-  out.window = be16(tcp + 14);
+  out.window = loadBe16(tcp + 14);
   out.payload = frame.subspan(l4.start + hlen, captured - hlen);
   out.payload_len = static_cast<uint32_t>(declared - hlen);
   return DecodeStatus::kOk;

@@ -137,12 +137,12 @@ bool ProxyHeaderParser::parseV2() {
   if (family == 0x11) {  // AF_INET, STREAM
     if (addr_len < 12) return false;
     source_.ip = IpAddr::fromV4(a);
-    source_.port = static_cast<uint16_t>((a[8] << 8) | a[9]);
+    source_.port = loadBe16(a + 8);
     has_source_ = true;
   } else if (family == 0x21) {  // AF_INET6, STREAM
     if (addr_len < 36) return false;
     source_.ip = IpAddr::fromV6(a);
-    source_.port = static_cast<uint16_t>((a[32] << 8) | a[33]);
+    source_.port = loadBe16(a + 32);
     has_source_ = true;
   }
   // UNSPEC, UDP, UNIX: valid, but no TCP client address to report.

@@ -27,7 +27,7 @@ bool plausiblePrefix(const uint8_t* hdr, uint8_t len) {
   if (len >= 2 && hdr[1] != 3) return false;
   if (len >= 3 && hdr[2] > 4) return false;
   if (len >= 5) {
-    const auto length = static_cast<uint16_t>((hdr[3] << 8) | hdr[4]);
+    const auto length = loadBe16(hdr + 3);
     if (length == 0 || length > TlsRecordParser::kMaxRecord) return false;
   }
   return true;
@@ -60,8 +60,8 @@ void TlsRecordParser::onHeader(TlsRecordCallbacks& cb) {
   hdr_len_ = 0;
   TlsRecordHeader h;
   h.type = hdr_[0];
-  h.version = static_cast<uint16_t>((hdr_[1] << 8) | hdr_[2]);
-  h.length = static_cast<uint16_t>((hdr_[3] << 8) | hdr_[4]);
+  h.version = loadBe16(hdr_ + 1);
+  h.length = loadBe16(hdr_ + 3);
   if (!knownType(h.type) || !knownVersion(hdr_[1], hdr_[2])) {
     cb.onTlsError(TlsError::kBadRecord);
     startMidstream();

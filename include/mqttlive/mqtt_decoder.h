@@ -14,6 +14,7 @@
 #include <span>
 
 #include "mqttlive/mqtt_packet.h"
+#include "mqttlive/types.h"
 
 namespace mqttlive {
 
@@ -88,8 +89,7 @@ class MqttDecoder {
       remaining_ = len;
       len_bytes_ = 1;
       pos += 2u + len;
-      if (pkt.type == PacketType::kConnect && pkt.protocol_level != 0) level_ = pkt.protocol_level;
-      if (trust_ > 0 && --trust_ == 0) resync_reported_ = false;  // the resync episode is over
+      noteEmitted(pkt);
       on(static_cast<const MqttPacket&>(pkt));
       if (len > 0) releaseHead();
     }
@@ -109,16 +109,16 @@ class MqttDecoder {
     } else if (first == 0x40) {  // PUBACK: a packet id alone is sound at every level
       if (len != 2) return false;
       pkt.has_packet_id = true;
-      pkt.packet_id = static_cast<uint16_t>((body[0] << 8) | body[1]);
+      pkt.packet_id = loadBe16(body);
     } else if ((first >> 4) == 3) {  // PUBLISH: topic name, packet id from QoS 1
       const auto qos = static_cast<uint8_t>((first >> 1) & 0x03);
       if (qos == 3 || len < 2) return false;
-      const uint32_t topic_end = 2u + ((uint32_t{body[0]} << 8) | body[1]);
+      const uint32_t topic_end = 2u + loadBe16(body);
       if (topic_end + (qos > 0 ? 2u : 0u) > len) return false;
       pkt.qos = qos;
       if (qos > 0) {
         pkt.has_packet_id = true;
-        pkt.packet_id = static_cast<uint16_t>((body[topic_end] << 8) | body[topic_end + 1]);
+        pkt.packet_id = loadBe16(body + topic_end);
       }
     } else {
       return false;
@@ -148,6 +148,11 @@ class MqttDecoder {
   bool fail(ParseError error, MqttDecoderCallbacks& cb);
   void reportResync(MqttDecoderCallbacks& cb);
   bool reserveHead(uint32_t need);
+  // What the decoder learns from a packet it is about to hand over (both paths).
+  void noteEmitted(const MqttPacket& packet) {
+    if (packet.type == PacketType::kConnect && packet.protocol_level != 0) level_ = packet.protocol_level;
+    if (trust_ > 0 && --trust_ == 0) resync_reported_ = false;  // the resync episode is over
+  }
   void releaseHead() {
     head_.reset();
     head_len_ = 0;

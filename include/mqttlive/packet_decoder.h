@@ -74,10 +74,6 @@ DecodeStatus decodePacketGeneral(int link_type, std::span<const uint8_t> frame, 
 namespace detail {
 constexpr uint16_t kEtherIpv4 = 0x0800;
 constexpr uint8_t kProtoTcp = 6;
-inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
 // Writes an endpoint straight into `out` with one 16-byte store for the
 // address and one 4-byte store for the family flag and port. The engine reads
 // these fields back at once (flow key copy and hash) with wide loads; building
@@ -127,19 +123,19 @@ inline DecodeStatus decodePacket(int link_type, std::span<const uint8_t> frame, 
   // general path folded together. Anything else, errors included, goes
   // the general way, so statuses are unchanged.
   const uint8_t* f = frame.data();
-  if (link_type == dlt::kEthernet && frame.size() >= 14 + 20 + 20 && detail::be16(f + 12) == detail::kEtherIpv4 &&
-      f[14] == 0x45 && f[14 + 9] == detail::kProtoTcp && (detail::be16(f + 14 + 6) & 0x3fff) == 0) {
-    const size_t total = detail::be16(f + 14 + 2);
+  if (link_type == dlt::kEthernet && frame.size() >= 14 + 20 + 20 && loadBe16(f + 12) == detail::kEtherIpv4 &&
+      f[14] == 0x45 && f[14 + 9] == detail::kProtoTcp && (loadBe16(f + 14 + 6) & 0x3fff) == 0) {
+    const size_t total = loadBe16(f + 14 + 2);
     const size_t ip_end = std::min(total, frame.size() - 14);  // captured part of the IP packet
     const uint8_t* tcp = f + 14 + 20;
     const size_t hlen = size_t{static_cast<uint8_t>(tcp[12] >> 4)} * 4;
     if (total >= 40 && hlen >= 20 && hlen + 20 <= ip_end) {  // ip_end <= total: hlen fits the declared too
-      detail::storeEndpoint(out.src, f + 14 + 12, true, detail::be16(tcp));
-      detail::storeEndpoint(out.dst, f + 14 + 16, true, detail::be16(tcp + 2));
-      out.seq = detail::be32(tcp + 4);
-      out.ack = detail::be32(tcp + 8);
+      detail::storeEndpoint(out.src, f + 14 + 12, true, loadBe16(tcp));
+      detail::storeEndpoint(out.dst, f + 14 + 16, true, loadBe16(tcp + 2));
+      out.seq = loadBe32(tcp + 4);
+      out.ack = loadBe32(tcp + 8);
       out.flags = tcp[13];
-      out.window = detail::be16(tcp + 14);
+      out.window = loadBe16(tcp + 14);
       out.payload = frame.subspan(14 + 20 + hlen, ip_end - 20 - hlen);
       out.payload_len = static_cast<uint32_t>(total - 20 - hlen);
       return DecodeStatus::kOk;

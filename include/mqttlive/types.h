@@ -12,6 +12,12 @@ namespace mqttlive {
 using Micros = int64_t;
 constexpr Micros kMicrosPerSecond = 1'000'000;
 
+// Big-endian (network order) fields of the wire formats every stage reads.
+inline uint16_t loadBe16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline uint32_t loadBe32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
 inline Micros secondsToMicros(double s) { return static_cast<Micros>(s * 1e6 + (s >= 0 ? 0.5 : -0.5)); }
 inline double microsToSeconds(Micros us) { return static_cast<double>(us) / 1e6; }
 
