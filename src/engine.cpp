@@ -19,6 +19,24 @@ const char* toString(EvictReason r) {
 
 namespace {
 inline bool seqAfter(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+
+// Does a payload starting with this MQTT first byte read the connection's
+// QoS record (SessionTracker request/acknowledge)? PUBLISH QoS 1/2, PUBACK,
+// PUBREC, SUBSCRIBE, SUBACK. A guess for the look-ahead: a wrong answer
+// costs a prefetch, nothing else.
+inline bool readsQosRecord(uint8_t first) {
+  switch (first >> 4) {
+    case 3:
+      return (first & 0x06) == 0x02 || (first & 0x06) == 0x04;
+    case 4:
+    case 5:
+    case 8:
+    case 9:
+      return true;
+    default:
+      return false;
+  }
+}
 inline int sideIndex(Side s) { return static_cast<int>(s); }
 constexpr uint32_t kNil = 0xffffffffu;
 }  // namespace
@@ -570,9 +588,8 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
   // Distance, in frames, between the stages of the look-ahead: enough work
   // between two links of the chain to cover a miss to memory.
   constexpr size_t kStep = 3;
-  // decode -> bucket -> flow -> connection -> process. (A fourth link, the
-  // connection's side record, cost more to request than its misses did.)
-  constexpr size_t kStages = 3;
+  // decode -> bucket -> flow -> connection -> QoS record -> process.
+  constexpr size_t kStages = 4;
   constexpr size_t kRing = 16;  // a power of two >= kStages * kStep + 1
   struct Ahead {
     TcpSegment seg;
@@ -580,6 +597,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
     DecodeStatus status = DecodeStatus::kOk;
     Side side = Side::kClient;
     bool watched = false;  // a segment of a broker port: key and hash valid
+    bool qos = false;      // starts with a packet that reads the QoS record
     uint32_t slot = FlowTable::kNone;
     FlowKey key;
   };
@@ -596,6 +614,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
       if (a.watched) {
         a.hash = hashFlowKey(a.key);
         im.table.prefetch(a.hash);
+        a.qos = !a.seg.payload.empty() && readsQosRecord(a.seg.payload[0]);
       }
     }
     if (i >= kStep && i - kStep < n) {  // bucket -> request the flow and its key
@@ -611,6 +630,12 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
     if (i >= 2 * kStep && i - 2 * kStep < n) {  // flow -> request its connection
       const Ahead& a = ring[(i - 2 * kStep) % kRing];
       if (a.slot < nflows) tracker_.prefetch(im.flows[a.slot].conn);
+    }
+    // connection -> its QoS record. Only for the packets that read it (a
+    // tenth or so): requested for every packet it cost more than it saved.
+    if (i >= 3 * kStep && i - 3 * kStep < n) {
+      const Ahead& a = ring[(i - 3 * kStep) % kRing];
+      if (a.qos && a.slot < nflows) tracker_.prefetchExtra(im.flows[a.slot].conn);
     }
     if (i >= kStages * kStep) {  // process, exactly as onFrame()
       const size_t j = i - kStages * kStep;

@@ -363,6 +363,13 @@ void SessionTracker::inferFromPing(ConnHandle h, Slot& s, Micros ts) {
     x.ping_interval = iv;
   }
   x.last_ping = ts;
+  s.ping_cadence = true;
+}
+
+void SessionTracker::forgetPingCadence(Slot& s) {
+  if (!s.ping_cadence) return;
+  s.ping_cadence = false;
+  s.extra->last_ping = 0, s.extra->ping_interval = 0;
 }
 
 void SessionTracker::onClientPacket(ConnHandle h, Micros ts, const MqttPacket& p) {
@@ -397,7 +404,7 @@ void SessionTracker::onClientPacket(ConnHandle h, Micros ts, const MqttPacket& p
     default:
       break;
   }
-  if (p.type != PacketType::kPingreq && s.extra) s.extra->last_ping = 0, s.extra->ping_interval = 0;
+  if (p.type != PacketType::kPingreq) forgetPingCadence(s);
   activity(h, s, ts);
   // After DISCONNECT the client owes no keepalive: the broker will close.
   if (s.client_disconnect) wheel_.cancel(h);
@@ -524,8 +531,8 @@ void SessionTracker::onClientActivity(ConnHandle h, Micros ts, ClientActivity a)
   const bool ping = a == ClientActivity::kPingLike && ts - s.last_activity >= kMinPingSilence;
   if (ping) {
     if (!s.keepalive_known) inferFromPing(h, s, ts);
-  } else if (s.extra) {
-    s.extra->last_ping = 0, s.extra->ping_interval = 0;
+  } else {
+    forgetPingCadence(s);
   }
   activity(h, s, ts);
   if (s.client_disconnect) wheel_.cancel(h);

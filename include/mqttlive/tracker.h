@@ -225,6 +225,9 @@ class SessionTracker {
     bool broker_disconnect : 1 = false;
     bool taken_over : 1 = false;
     bool client_real_known : 1 = false;
+    // extra->last_ping / ping_interval may be non-zero: the resets on
+    // other packets need not touch the side record (a cache miss) otherwise.
+    bool ping_cadence : 1 = false;
     Side close_side = Side::kClient;
     uint8_t broker_disconnect_reason = 0;
     ClientId client_id;
@@ -244,6 +247,7 @@ class SessionTracker {
   void onConnect(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p);
   void onConnack(ConnHandle h, Slot& s, Micros ts, const MqttPacket& p);
   void inferFromPing(ConnHandle h, Slot& s, Micros ts);
+  void forgetPingCadence(Slot& s);
   void firstPacket(Slot& s, Micros ts, bool is_connect);
   void unindexClientId(ConnHandle h, Slot& s);
   void request(Slot& s, Side sender, AckKind kind, uint16_t id, Micros ts);
