@@ -241,6 +241,19 @@ TEST_F(TrackerTest, MidstreamLearnsKeepaliveFromPingCadence) {
   EXPECT_EQ(sink.count(EventType::kKeepaliveExpired), 1u);
 }
 
+TEST_F(TrackerTest, MidstreamCadenceRestartsAfterAnotherPacket) {
+  // Any other client packet breaks a cadence: pings only count again from the next one.
+  ConnHandle h = tracker.open(kT0, ep(2, 1), ep(1, 1883), true);
+  tracker.onClientPacket(h, kT0, simple(PacketType::kPingreq));
+  tracker.onClientPacket(h, kT0 + 30 * kS, simple(PacketType::kPingreq));
+  tracker.onClientPacket(h, kT0 + 45 * kS, simple(PacketType::kPublish));
+  tracker.onClientPacket(h, kT0 + 60 * kS, simple(PacketType::kPingreq));
+  tracker.onClientPacket(h, kT0 + 90 * kS, simple(PacketType::kPingreq));
+  EXPECT_EQ(sink.count(EventType::kKeepaliveLearned), 0u);
+  tracker.onClientPacket(h, kT0 + 120 * kS, simple(PacketType::kPingreq));
+  EXPECT_EQ(sink.count(EventType::kKeepaliveLearned), 1u);
+}
+
 TEST_F(TrackerTest, MidstreamNeverInventsAKeepalive) {
   ConnHandle h = tracker.open(kT0, ep(2, 1), ep(1, 1883), true);
   tracker.onClientPacket(h, kT0, simple(PacketType::kPublish));
