@@ -687,7 +687,7 @@ void MqttDecoder::feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& 
   }
 }
 
-bool MqttDecoder::parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint8_t len,
+bool MqttDecoder::parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint32_t len,
                              const MqttDecoderLimits& limits, MqttPacket& pkt) {
   return checkFixedHeader(first, level) == kNoError && len <= limits.max_packet_size &&
          parseBody(first, level, body, len, len, pkt).step == Step::kDone;

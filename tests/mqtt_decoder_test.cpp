@@ -1112,14 +1112,16 @@ TEST(MqttDecoderFastPath, ParseCommonAgreesWithParseWhole) {
   const MqttDecoderLimits limits;
   int answered = 0;
   for (int first = 0; first < 256; ++first) {
-    for (uint8_t len = 0; len <= 24; ++len) {
-      for (int trial = 0; trial < 24; ++trial) {
+    for (uint32_t len : {0u,   1u,   2u,   3u,   4u,   5u,   6u,   7u,   8u,    9u,    10u,   11u,   12u,  13u,
+                         14u,  15u,  16u,  17u,  18u,  19u,  20u,  21u,  22u,   23u,   24u,   126u,  127u, 128u,
+                         129u, 200u, 300u, 999u, 16383u, 16384u}) {
+      for (int trial = 0; trial < (len <= 24 ? 24 : 6); ++trial) {
         std::vector<uint8_t> body(len);
         for (auto& b : body) b = static_cast<uint8_t>(rng());
         // Half the PUBLISH bodies get a topic length that fits.
         if (len >= 2 && trial % 2 == 0) {
           body[0] = 0;
-          body[1] = static_cast<uint8_t>(rng() % (len - 1));
+          body[1] = static_cast<uint8_t>(rng() % std::min<uint32_t>(len - 1, 256));
         }
         MqttPacket fast;
         if (!MqttDecoder::parseCommon(static_cast<uint8_t>(first), body.data(), len, fast)) continue;
@@ -1127,7 +1129,7 @@ TEST(MqttDecoderFastPath, ParseCommonAgreesWithParseWhole) {
         for (uint8_t level : {uint8_t{0}, kMqtt31, kMqtt311, kMqtt5}) {
           MqttPacket slow;
           ASSERT_TRUE(MqttDecoder::parseWhole(static_cast<uint8_t>(first), level, body.data(), len, limits, slow))
-              << "first " << first << " len " << int{len} << " level " << int{level};
+              << "first " << first << " len " << len << " level " << int{level};
           EXPECT_EQ(fast.type, slow.type);
           EXPECT_EQ(fast.flags, slow.flags);
           EXPECT_EQ(fast.remaining_length, slow.remaining_length);
@@ -1141,6 +1143,38 @@ TEST(MqttDecoderFastPath, ParseCommonAgreesWithParseWhole) {
   }
   // PINGREQ, PINGRESP, PUBACK and the PUBLISH variants were all answered.
   EXPECT_GT(answered, 1000);
+}
+
+// Whole packets with a remaining length of two to four bytes, minimal or not,
+// go the inline way when they arrive whole; a byte at a time they go the
+// general way. Both must see the same packets and the same errors.
+TEST(MqttDecoderFastPath, LongAndNonMinimalLengthsMatchTheGeneralPath) {
+  const Bytes stream = cat({encodePublish(kMqtt311, "t/long", 0, 0, Bytes(200, 0x41)),
+                            encodePublish(kMqtt311, "t/longer", 1, 77, Bytes(20000, 0x42)),
+                            Bytes{0xC0, 0x80, 0x00},                    // PINGREQ, length 0 in two bytes
+                            Bytes{0x40, 0x82, 0x80, 0x00, 0x00, 0x07},  // PUBACK 7, length 2 in three bytes
+                            encodePingreq(),
+                            Bytes{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01},  // a fifth length byte
+                            encodePingreq(), encodePingreq()});
+  ASSERT_EQ(stream[2] & 0x80, 0);     // 2-byte length
+  ASSERT_EQ(stream[1] & 0x80, 0x80);
+  MqttDecoder whole;
+  Collector a;
+  feedAll(whole, stream, a);
+  MqttDecoder bytewise;
+  Collector b;
+  feedBytewise(bytewise, stream, b);
+  EXPECT_EQ(a.described(), b.described());
+  EXPECT_EQ(a.errors, b.errors);
+  ASSERT_GE(a.packets.size(), 5u);
+  EXPECT_EQ(a.packets[0].pkt.remaining_length, 2u + 6u + 200u);
+  EXPECT_EQ(a.packets[1].pkt.packet_id, 77);
+  EXPECT_EQ(a.packets[1].pkt.remaining_length, 2u + 8u + 2u + 20000u);
+  EXPECT_EQ(a.packets[2].pkt.type, PacketType::kPingreq);
+  EXPECT_EQ(a.packets[3].pkt.type, PacketType::kPuback);
+  EXPECT_EQ(a.packets[3].pkt.packet_id, 7);
+  ASSERT_FALSE(a.errors.empty());
+  EXPECT_EQ(a.errors[0], ParseError::kBadRemainingLength);
 }
 
 }  // namespace

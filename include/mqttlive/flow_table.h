@@ -12,12 +12,6 @@
 namespace mqttlive {
 
 // Canonical key: client side first, broker (listener) side second.
-struct FlowKey {
-  Endpoint client;
-  Endpoint broker;
-  friend bool operator==(const FlowKey& a, const FlowKey& b) { return a.client == b.client && a.broker == b.broker; }
-};
-
 namespace detail {
 inline uint64_t load64(const uint8_t* p) {
   uint64_t v;
@@ -25,6 +19,21 @@ inline uint64_t load64(const uint8_t* p) {
   return v;
 }
 }  // namespace detail
+
+struct FlowKey {
+  Endpoint client;
+  Endpoint broker;
+  // Compared for every packet: as five 8-byte words, which is the same as
+  // comparing the fields since an Endpoint has no padding (types.h).
+  friend bool operator==(const FlowKey& a, const FlowKey& b) {
+    const auto* x = reinterpret_cast<const uint8_t*>(&a);
+    const auto* y = reinterpret_cast<const uint8_t*>(&b);
+    uint64_t d = 0;
+    for (size_t i = 0; i < sizeof(FlowKey); i += 8) d |= detail::load64(x + i) ^ detail::load64(y + i);
+    return d == 0;
+  }
+};
+static_assert(sizeof(FlowKey) == 40 && std::has_unique_object_representations_v<FlowKey>);
 
 // Inline: computed for every packet.
 inline uint64_t hashFlowKey(const FlowKey& k) {

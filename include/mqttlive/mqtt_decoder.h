@@ -70,25 +70,28 @@ class MqttDecoder {
   bool atBoundary() const { return state_ == 0 && skip_ == 0 && !resync_; }
   // The fast path of feed(), inline for a caller that takes packets itself
   // (the engine's established-flow path: no virtual call per packet). Whole
-  // packets with a one-byte remaining length at the start of [p, p + n) are
-  // parsed in place and passed to on(const MqttPacket&); it stops at the
-  // first one that needs the general path (longer, split, or any error) and
-  // returns the bytes consumed. Requires atBoundary(); feed() picks up the
-  // rest exactly where this left off.
+  // packets at the start of [p, p + n) are parsed in place and passed to
+  // on(const MqttPacket&); it stops at the first one that needs the general
+  // path (split, a bad length, or any error) and returns the bytes consumed.
+  // Requires atBoundary(); feed() picks up the rest exactly where this left off.
   template <class OnPacket>
   size_t feedWhole(const uint8_t* p, size_t n, const MqttDecoderLimits& limits, OnPacket&& on) {
     size_t pos = 0;
-    while (n - pos >= 2 && p[pos + 1] < 0x80 && p[pos + 1] <= n - pos - 2) {
+    while (n - pos >= 2) {
       const uint8_t first = p[pos];
-      const uint8_t len = p[pos + 1];
+      uint32_t len = p[pos + 1];
+      size_t len_bytes = 1;
+      if (len >= 0x80 && !wholeLength(p + pos + 1, n - pos - 1, len, len_bytes)) break;
+      if (len > n - pos - 1 - len_bytes) break;
+      const uint8_t* body = p + pos + 1 + len_bytes;
       MqttPacket pkt;
-      if (!(len <= limits.max_packet_size && parseCommon(first, p + pos + 2, len, pkt)) &&
-          !parseWhole(first, level_, p + pos + 2, len, limits, pkt))
+      if (!(len <= limits.max_packet_size && parseCommon(first, body, len, pkt)) &&
+          !parseWhole(first, level_, body, len, limits, pkt))
         break;
       fixed_ = first;
       remaining_ = len;
-      len_bytes_ = 1;
-      pos += 2u + len;
+      len_bytes_ = static_cast<uint8_t>(len_bytes);
+      pos += 1 + len_bytes + len;
       noteEmitted(pkt);
       on(static_cast<const MqttPacket&>(pkt));
       if (len > 0) releaseHead();
@@ -103,7 +106,7 @@ class MqttDecoder {
 
   // The commonest whole packets (PINGREQ, PINGRESP, PUBACK, PUBLISH), inline:
   // true with pkt as parseWhole() would fill it; false means "ask parseWhole()".
-  static bool parseCommon(uint8_t first, const uint8_t* body, uint8_t len, MqttPacket& pkt) {
+  static bool parseCommon(uint8_t first, const uint8_t* body, uint32_t len, MqttPacket& pkt) {
     if (first == 0xC0 || first == 0xD0) {  // PINGREQ, PINGRESP: no body at any level
       if (len != 0) return false;
     } else if (first == 0x40) {  // PUBACK: a packet id alone is sound at every level
@@ -128,10 +131,24 @@ class MqttDecoder {
     pkt.remaining_length = len;
     return true;
   }
-  // A whole packet (type byte, one-byte length, body in place) that is sound
-  // and within limits: parsed into pkt. Pure; false sends it the general way.
-  static bool parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint8_t len,
+  // A whole packet (type byte, remaining length len, body in place) that is
+  // sound and within limits: parsed into pkt. Pure; false sends it the general way.
+  static bool parseWhole(uint8_t first, uint8_t level, const uint8_t* body, uint32_t len,
                          const MqttDecoderLimits& limits, MqttPacket& pkt);
+  // A remaining length of 2 to 4 bytes, all within [q, q + avail), as the
+  // general path reads it (non-minimal encodings included): its value and
+  // byte count. False when it is cut short or has a fifth byte.
+  static bool wholeLength(const uint8_t* q, size_t avail, uint32_t& len, size_t& count) {
+    len = 0;
+    for (size_t i = 0; i < 4 && i < avail; ++i) {
+      len |= uint32_t{static_cast<uint8_t>(q[i] & 0x7F)} << (7 * i);
+      if ((q[i] & 0x80) == 0) {
+        count = i + 1;
+        return true;
+      }
+    }
+    return false;
+  }
 
  private:
   // Longest packet head (bytes from the start of the body up to the last field

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 namespace mqttlive {
 
@@ -26,6 +27,9 @@ inline double microsToSeconds(Micros us) { return static_cast<double>(us) / 1e6;
 struct IpAddr {
   uint8_t bytes[16] = {};
   bool v4 = false;
+  // Explicit and always zero, so that an Endpoint has no padding and equal
+  // endpoints are equal bytes (FlowKey compares its key words at once).
+  uint8_t zero_ = 0;
 
   static IpAddr fromV4(const uint8_t* p) {
     IpAddr a;
@@ -51,6 +55,8 @@ struct Endpoint {
   uint16_t port = 0;
   friend bool operator==(const Endpoint& a, const Endpoint& b) { return a.port == b.port && a.ip == b.ip; }
 };
+static_assert(sizeof(Endpoint) == 20 && std::has_unique_object_representations_v<Endpoint>,
+              "Endpoint: no padding, so equal endpoints are equal bytes");
 
 // "1.2.3.4:1883" or "[::1]:1883".
 std::string formatEndpoint(const Endpoint& e);
