@@ -6,7 +6,9 @@
 namespace mqttlive {
 
 TimerWheel::TimerWheel(Micros granularity, uint32_t buckets)
-    : granularity_(granularity), mask_(buckets - 1), heads_(buckets, kNone) {}
+    : granularity_(granularity), mask_(buckets - 1), heads_(buckets, kNone) {
+  setCursor(-1);
+}
 
 void TimerWheel::grow(uint32_t id) { nodes_.resize(std::max<size_t>(id + 1, nodes_.size() * 2)); }
 
@@ -36,19 +38,8 @@ void TimerWheel::link(uint32_t id, uint32_t b) {
   if (n.deadline < quiet_until_) quiet_until_ = n.deadline;
 }
 
-void TimerWheel::arm(uint32_t id, Micros deadline) {
-  ensure(id);
+void TimerWheel::relink(uint32_t id, Micros deadline) {
   Node& n = nodes_[id];
-  // Pushed later (a keepalive renewed by a packet: nearly every re-arm). The
-  // entry keeps its bucket, which comes round no later than the new deadline's
-  // (both past the cursor), and advance() moves it on then. Saves the unlink
-  // and relink per client packet, with the neighbours' nodes they touch.
-  // quiet() and the partial walk only need bounds at or below every deadline:
-  // a later deadline keeps them valid.
-  if (n.prev != kNone && deadline >= n.deadline && deadline / granularity_ > cursor_) {
-    n.deadline = deadline;
-    return;
-  }
   if (n.prev != kNone) {
     detach(id);
     --count_;
@@ -69,7 +60,7 @@ void TimerWheel::advance(Micros now, std::vector<uint32_t>& due) {
   if (now < quiet_until_) return;
   Micros target = now / granularity_;
   if (count_ == 0) {
-    cursor_ = std::max(cursor_, target - 1);
+    setCursor(std::max(cursor_, target - 1));
     if (cursor_ == target - 1) {
       partial_tick_ = target;
       partial_min_ = INT64_MAX;
@@ -110,7 +101,7 @@ void TimerWheel::advance(Micros now, std::vector<uint32_t>& due) {
   }
   // The bucket of `target` may hold entries due later in this same tick: it is
   // revisited on the next advance, so only move the cursor to target - 1.
-  cursor_ = std::max(cursor_, target - 1);
+  setCursor(std::max(cursor_, target - 1));
   quiet_until_ = partial_tick_ == target && cursor_ == target - 1
                      ? std::min(partial_min_, (target + 1) * granularity_)
                      : INT64_MIN;

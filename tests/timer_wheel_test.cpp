@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
+#include <utility>
+#include <vector>
 
 namespace mqttlive {
 namespace {
@@ -72,6 +76,54 @@ TEST(TimerWheel, DeadlineInThePastFiresOnNextAdvance) {
   w.arm(4, 10'000);
   w.advance(50'001, due);
   EXPECT_EQ(due, std::vector<uint32_t>{4});
+}
+
+// Against a plain map of deadlines: random arms (later, earlier, behind the
+// cursor, inside the tick being walked), cancels and advances in small and
+// large steps. Every advance must return exactly the entries due, in order.
+TEST(TimerWheel, AgreesWithAModelUnderRandomUse) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(testing::Message() << "seed " << seed);
+    std::mt19937 rng(seed);
+    TimerWheel w(1000, 16);
+    std::map<uint32_t, Micros> model;
+    Micros now = 0;
+    std::vector<uint32_t> due;
+    for (int step = 0; step < 4000; ++step) {
+      const uint32_t id = rng() % 40;
+      switch (rng() % 4) {
+        case 0:
+        case 1: {  // arm near now: behind, in this tick, ahead, laps ahead
+          const Micros d = std::max<Micros>(0, now + static_cast<Micros>(rng() % 40'000) - 5'000);
+          w.arm(id, d);
+          model[id] = d;
+          break;
+        }
+        case 2:
+          w.cancel(id);
+          model.erase(id);
+          break;
+        default: {
+          now += rng() % 8 == 0 ? static_cast<Micros>(rng() % 50'000) : static_cast<Micros>(rng() % 700);
+          w.advance(now, due);
+          std::vector<std::pair<Micros, uint32_t>> expect;
+          for (auto it = model.begin(); it != model.end();) {
+            if (it->second <= now) {
+              expect.emplace_back(it->second, it->first);
+              it = model.erase(it);
+            } else {
+              ++it;
+            }
+          }
+          std::sort(expect.begin(), expect.end());
+          std::vector<uint32_t> ids;
+          for (const auto& e : expect) ids.push_back(e.second);
+          ASSERT_EQ(due, ids) << "at " << now << ", step " << step;
+        }
+      }
+      ASSERT_EQ(w.size(), model.size());
+    }
+  }
 }
 
 }  // namespace
