@@ -21,23 +21,26 @@ namespace {
 inline bool seqAfter(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
 
 // Does a payload starting with this MQTT first byte read the connection's
-// QoS record (SessionTracker request/acknowledge)? PUBLISH QoS 1/2, PUBACK,
-// PUBREC, SUBSCRIBE, SUBACK. A guess for the look-ahead: a wrong answer
-// costs a prefetch, nothing else.
-inline bool readsQosRecord(uint8_t first) {
+// QoS record (SessionTracker request/acknowledge), and whose requests? A
+// PUBLISH QoS 1/2 or SUBSCRIBE its sender's, a PUBACK, PUBREC or SUBACK the
+// other side's. A guess for the look-ahead: a wrong answer costs a prefetch.
+enum class QosRead : uint8_t { kNone, kSender, kPeer };
+inline QosRead readsQosRecord(uint8_t first) {
   switch (first >> 4) {
     case 3:
-      return (first & 0x06) == 0x02 || (first & 0x06) == 0x04;
+      return (first & 0x06) == 0x02 || (first & 0x06) == 0x04 ? QosRead::kSender : QosRead::kNone;
+    case 8:
+      return QosRead::kSender;
     case 4:
     case 5:
-    case 8:
     case 9:
-      return true;
+      return QosRead::kPeer;
     default:
-      return false;
+      return QosRead::kNone;
   }
 }
 inline int sideIndex(Side s) { return static_cast<int>(s); }
+inline Side otherSide(Side s) { return s == Side::kClient ? Side::kBroker : Side::kClient; }
 constexpr uint32_t kNil = 0xffffffffu;
 }  // namespace
 
@@ -384,7 +387,8 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
 
   // What clientTcp() judges a close on: the end of what the broker sent (data
   // and FIN) and the client's highest acknowledgement.
-  static void recordTcpFacts(Flow& f, const TcpSegment& seg, Side side, bool syn, bool fin, bool ack) {
+  [[gnu::always_inline]] static void recordTcpFacts(Flow& f, const TcpSegment& seg, Side side, bool syn, bool fin,
+                                                    bool ack) {
     if (side == Side::kBroker) {
       const uint32_t end = seg.seq + seg.payload_len + (fin ? 1 : 0) + (syn ? 1 : 0);
       if (!f.broker_sent || seqAfter(end, f.broker_end)) f.broker_end = end;
@@ -401,7 +405,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     // Every flow in use is in the table under its key, and a key is there
     // once: a slot in use with this key is what find() would return.
     const uint32_t idx =
-        hint < flows.size() && flows[hint].in_use && keys[hint] == key ? hint : table.find(key, hash, keys);
+        hint != FlowTable::kNone && flows[hint].in_use && keys[hint] == key ? hint : table.find(key, hash, keys);
     if (idx != FlowTable::kNone && established(ts, seg, side, flows[idx])) return;
     onSegment(ts, seg, side, key, idx);
   }
@@ -536,6 +540,8 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   uint16_t few_port[kFewPorts] = {};
   uint32_t few_ports = 0;  // 0: more than kFewPorts, use `ports`
   FlowTable table;
+  // Only ever grow (freed slots are reused): a slot the table holds, even one
+  // the look-ahead read before a flow was forgotten, is a valid index.
   std::vector<Flow> flows;
   std::vector<FlowKey> keys;
   std::vector<uint32_t> free_flows;
@@ -599,7 +605,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
     DecodeStatus status = DecodeStatus::kOk;
     Side side = Side::kClient;
     bool watched = false;  // a segment of a broker port: key and hash valid
-    bool qos = false;      // starts with a packet that reads the QoS record
+    QosRead qos = QosRead::kNone;  // its first MQTT packet reads the QoS record
     uint32_t slot = FlowTable::kNone;
     FlowKey key;
   };
@@ -607,8 +613,6 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
   Impl& im = *impl_;
   const size_t n = frames.size();
   for (size_t i = 0; i < n + kStages * kStep; ++i) {
-    // Read once per step: only the processing stage below can add flows.
-    const size_t nflows = im.flows.size();
     if (i < n) {  // decode, hash, request the bucket
       Ahead& a = ring[i % kRing];
       a.status = decodePacket(link_type, frames[i].bytes, a.seg);
@@ -616,28 +620,29 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
       if (a.watched) {
         a.hash = hashFlowKey(a.key);
         im.table.prefetch(a.hash);
-        a.qos = !a.seg.payload.empty() && readsQosRecord(a.seg.payload[0]);
+        a.qos = a.seg.payload.empty() ? QosRead::kNone : readsQosRecord(a.seg.payload[0]);
       }
     }
     if (i >= kStep && i - kStep < n) {  // bucket -> request the flow and its key
       Ahead& a = ring[(i - kStep) % kRing];
       a.slot = a.watched ? im.table.candidate(a.hash) : FlowTable::kNone;
-      if (a.slot < nflows) {
+      if (a.slot != FlowTable::kNone) {
         const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
+        // 32-byte aligned: these are all of its lines.
         for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
-        __builtin_prefetch(f + sizeof(Flow) - 1);
         __builtin_prefetch(&im.keys[a.slot]);
       }
     }
     if (i >= 2 * kStep && i - 2 * kStep < n) {  // flow -> request its connection
       const Ahead& a = ring[(i - 2 * kStep) % kRing];
-      if (a.slot < nflows) tracker_.prefetch(im.flows[a.slot].conn);
+      if (a.slot != FlowTable::kNone) tracker_.prefetch(im.flows[a.slot].conn);
     }
     // connection -> its QoS record. Only for the packets that read it (a
     // tenth or so): requested for every packet it cost more than it saved.
     if (i >= 3 * kStep && i - 3 * kStep < n) {
       const Ahead& a = ring[(i - 3 * kStep) % kRing];
-      if (a.qos && a.slot < nflows) tracker_.prefetchExtra(im.flows[a.slot].conn);
+      if (a.qos != QosRead::kNone && a.slot != FlowTable::kNone)
+        tracker_.prefetchExtra(im.flows[a.slot].conn, a.qos == QosRead::kSender ? a.side : otherSide(a.side));
     }
     if (i >= kStages * kStep) {  // process, exactly as onFrame()
       const size_t j = i - kStages * kStep;

@@ -134,9 +134,11 @@ class SessionTracker {
     __builtin_prefetch(&slots_[h]);
     wheel_.prefetch(h);
   }
-  // The next link: connection h's side record, if it has one (slot loaded).
-  [[gnu::always_inline]] void prefetchExtra(ConnHandle h) const {
-    if (h < slots_.size() && slots_[h].extra) __builtin_prefetch(slots_[h].extra.get());
+  // The next link: connection h's side record, if it has one (slot loaded):
+  // the line of the requests `sender` sent, awaiting acknowledgement.
+  [[gnu::always_inline]] void prefetchExtra(ConnHandle h, Side sender) const {
+    if (h < slots_.size() && slots_[h].extra)
+      __builtin_prefetch(&slots_[h].extra->outstanding[static_cast<int>(sender)]);
   }
   // Bytes of tracker state (slots, index, wheel), for the memory metric.
   size_t memoryBytes() const;
@@ -144,7 +146,8 @@ class SessionTracker {
  private:
   // Up to kSlots requests (PUBLISH QoS 1/2, SUBSCRIBE) of one side awaiting
   // their acknowledgement, keyed by packet id (one id space per sending side).
-  struct Outstanding {
+  // A cache line each: a packet that requests or acknowledges reads one.
+  struct alignas(64) Outstanding {
     static constexpr int kSlots = 8;
     // Low 32 bits of the send time: round trips up to 35 minutes come out
     // exact, and a slot costs 7 bytes instead of 11.
