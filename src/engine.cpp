@@ -44,38 +44,42 @@ inline Side otherSide(Side s) { return s == Side::kClient ? Side::kBroker : Side
 constexpr uint32_t kNil = 0xffffffffu;
 }  // namespace
 
-// Aligned to 32 bytes so that a flow always spans 3 cache lines (from a
-// 16-byte aligned array, every other one spans 4).
-struct alignas(32) Flow {
+// What a segment of a flow reads: two cache lines (the look-ahead requests
+// both). What only opening and closing read is in FlowCold, beside it.
+struct alignas(64) Flow {
   StreamReassembler reasm[2];
   MqttDecoder decoder[2];
   ConnHandle conn = kNoConn;
-  uint32_t generation = 0;
   // TCP facts for client_tcp: the end of what the broker sent (data and FIN),
   // and the highest acknowledgement from the client.
   uint32_t broker_end = 0;
   uint32_t client_ack = 0;
-  // Until the flow carries MQTT: its record for idle-flow eviction
-  // (Engine::Impl::IdleRec), kNil after.
-  uint32_t idle = kNil;
-  // The first FIN/RST: who sent it, whether it was a RST, and when (data
-  // flushed later is not newer than this).
-  Micros close_ts = 0;
-  // Byte-sized fields and one-bit flags last: 160 bytes (memory bench). No
-  // code takes the address of a flag.
-  bool fin[2] = {false, false};
+  // The first FIN/RST: who sent it and whether it was a RST.
   Side close_side = Side::kClient;
+  // One-bit flags last. No code takes the address of a flag.
   bool broker_sent : 1 = false;
   bool client_acked : 1 = false;
   bool closing : 1 = false;
   bool in_use : 1 = false;
   bool mqtt : 1 = false;  // carried MQTT: off the idle list for good
   bool close_rst : 1 = false;
+  bool has_xport : 1 = false;  // FlowCold::xport is set
+  bool fin_client : 1 = false;
+  bool fin_broker : 1 = false;
+};
+
+static_assert(sizeof(Flow) == 128, "Flow layout: two cache lines, see its comments");
+
+struct FlowCold {
+  // Until the flow carries MQTT: its record for idle-flow eviction
+  // (Engine::Impl::IdleRec), kNil after.
+  uint32_t idle = kNil;
+  uint32_t generation = 0;
+  // When the first FIN/RST was seen (data flushed later is not newer than this).
+  Micros close_ts = 0;
   // PROXY header / WebSocket / TLS stages: only for listeners that need them.
   std::unique_ptr<FlowTransport> xport;
 };
-
-static_assert(sizeof(Flow) == 160, "Flow layout: see its comments");
 
 struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   Impl(Engine& e, const EngineConfig& c) : engine(e), cfg(c), table(1024) { applyPorts(); }
@@ -103,11 +107,12 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   Flow* cur = nullptr;
   Side cur_side = Side::kClient;
   Micros cur_ts = 0;
+  FlowCold& coldOf(const Flow& f) { return cold[static_cast<size_t>(&f - flows.data())]; }
 
   void onData(Micros ts, std::span<const uint8_t> bytes) override {
     cur_ts = ts;
-    if (cur->xport) {
-      cur->xport->feed(cur_side, ts, bytes, cfg.websocket, engine.stats_.transport, *this);
+    if (cur->has_xport) {
+      coldOf(*cur).xport->feed(cur_side, ts, bytes, cfg.websocket, engine.stats_.transport, *this);
       return;
     }
     cur->decoder[sideIndex(cur_side)].feed(bytes, cfg.mqtt, *this);
@@ -118,7 +123,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     st.gap_bytes += bytes;
     ++st.gaps_by_reason[static_cast<int>(reason)];
     cur->decoder[sideIndex(cur_side)].onGap();
-    if (cur->xport) cur->xport->onGap(cur_side);
+    if (cur->has_xport) coldOf(*cur).xport->onGap(cur_side);
     engine.tracker_.onDataMissing(cur->conn);
   }
   void onPacket(const MqttPacket& p) override {
@@ -195,18 +200,18 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     }
     idle_recs[r] = IdleRec{idx, kNil, kNil, ts, ts};
     listPush(r);
-    flows[idx].idle = r;
+    cold[idx].idle = r;
   }
   // Off the list for good.
   void idleUnlink(uint32_t idx) {
-    Flow& f = flows[idx];
-    if (f.idle == kNil) return;
-    listRemove(f.idle);
-    idle_free.push_back(f.idle);
-    f.idle = kNil;
+    FlowCold& c = cold[idx];
+    if (c.idle == kNil) return;
+    listRemove(c.idle);
+    idle_free.push_back(c.idle);
+    c.idle = kNil;
   }
   void idleTouch(uint32_t idx, Micros ts) {
-    const uint32_t r = flows[idx].idle;
+    const uint32_t r = cold[idx].idle;
     if (r == kNil) return;
     IdleRec& x = idle_recs[r];
     if (ts > x.last_seen) x.last_seen = ts;
@@ -263,6 +268,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     } else {
       idx = static_cast<uint32_t>(flows.size());
       flows.emplace_back();
+      cold.emplace_back();
       keys.emplace_back();
     }
     return idx;
@@ -288,9 +294,10 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   // Judge the close and forget the flow.
   void settle(uint32_t idx, Micros ts) {
     Flow& f = flows[idx];
+    const FlowCold& c = cold[idx];
     // Bytes still buffered were sent before the close began: stamp them no later.
-    flushStreams(f, f.closing ? std::min(ts, f.close_ts) : ts);
-    if (f.xport && f.xport->proxyLocal() && !f.mqtt) {
+    flushStreams(f, f.closing ? std::min(ts, c.close_ts) : ts);
+    if (c.xport && c.xport->proxyLocal() && !f.mqtt) {
       // A PROXY header naming no client, then no MQTT: the proxy's own health
       // check, not a client that vanished. It leaves no event.
       engine.tracker_.discard(f.conn);
@@ -303,13 +310,14 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   // Releases the flow slot. The generation survives the reset: settle-queue
   // entries of an earlier occupant must not match the next one.
   void forget(uint32_t idx) {
-    Flow& f = flows[idx];
     idleUnlink(idx);
     table.erase(keys[idx], keys);
-    if (f.xport) --xports;
-    const uint32_t generation = f.generation + 1;
-    f = Flow{};
-    f.generation = generation;
+    FlowCold& c = cold[idx];
+    if (c.xport) --xports;
+    const uint32_t generation = c.generation + 1;
+    flows[idx] = Flow{};
+    c = FlowCold{};
+    c.generation = generation;
     free_flows.push_back(idx);
   }
 
@@ -328,7 +336,8 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     }
     if (const PortOptions* po = portOptions(key.broker.port);
         po != nullptr && (po->transport != Transport::kTcp || po->proxy_protocol)) {
-      nf.xport = std::make_unique<FlowTransport>(*po, midstream);
+      cold[idx].xport = std::make_unique<FlowTransport>(*po, midstream);
+      nf.has_xport = true;
       ++xports;
       if (h != kNoConn) applyTransport(nf);
     }
@@ -346,7 +355,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     Flow& f = flows[idx];
     if (f.closing) return;
     f.closing = true;
-    f.close_ts = ts;
+    cold[idx].close_ts = ts;
     f.close_side = side;
     f.close_rst = rst;
     engine.tracker_.onCloseStarted(f.conn, ts, side, rst);
@@ -356,7 +365,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
       // backwards), a new deadline waits for the one queued before it.
       Micros at = ts + cfg.close_settle;
       if (!settle_queue.empty() && at < settle_queue.back().at) at = settle_queue.back().at;
-      settle_queue.push_back({at, idx, f.generation});
+      settle_queue.push_back({at, idx, cold[idx].generation});
     }
   }
 
@@ -364,7 +373,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
     while (!settle_queue.empty() && settle_queue.front().at <= now) {
       Pending p = settle_queue.front();
       settle_queue.pop_front();
-      if (p.flow < flows.size() && flows[p.flow].in_use && flows[p.flow].generation == p.generation &&
+      if (p.flow < flows.size() && flows[p.flow].in_use && cold[p.flow].generation == p.generation &&
           flows[p.flow].closing)
         settle(p.flow, p.at);
     }
@@ -413,11 +422,12 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   // The usual segment, in a few compares: an ACK without SYN, FIN or RST on
   // a plain MQTT flow whose session is under way, next in order on both
   // sides, its MQTT packets whole. It does exactly what onSegment() does for
-  // such a segment (inline reassembly paths, idleTouch() a no-op) minus the
-  // virtual sink calls; false, having changed nothing, for anything else.
+  // such a segment (inline reassembly paths, idleTouch() a no-op: a flow
+  // that carried MQTT is off the idle list) minus the virtual sink calls;
+  // false, having changed nothing, for anything else.
   bool established(Micros ts, const TcpSegment& seg, Side side, Flow& f) {
     if ((seg.flags & (tcpflag::kSyn | tcpflag::kFin | tcpflag::kRst | tcpflag::kAck)) != tcpflag::kAck ||
-        f.conn == kNoConn || !f.mqtt || f.closing || f.idle != kNil || f.xport)
+        f.conn == kNoConn || !f.mqtt || f.closing || f.has_xport)
       return false;
     const int si = sideIndex(side);
     const uint32_t len = seg.payload_len;
@@ -491,14 +501,14 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
       }
       if (seg.payload_len > 0 || (side == Side::kBroker && syn && ack)) {
         // A flow without a connection has not carried MQTT: its record is there.
-        f.conn = engine.tracker_.open(idle_recs[f.idle].first_seen, key.client, key.broker, false);
+        f.conn = engine.tracker_.open(idle_recs[cold[idx].idle].first_seen, key.client, key.broker, false);
         if (f.conn == kNoConn) {
           ++st.flows_evicted[static_cast<int>(EvictReason::kTrackerFull)];
           flushStreams(f, ts);
           forget(idx);
           return;
         }
-        if (f.xport) applyTransport(f);
+        if (f.has_xport) applyTransport(f);
       }
     }
     const int si = sideIndex(side);
@@ -519,7 +529,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
 
     // TLS: the client's close_notify (or a record its size) right before the first FIN/RST,
     // whichever side sends it (a broker may close first on the client's DISCONNECT).
-    if ((rst || fin) && !f.closing && f.xport && f.xport->tlsCloseIntent(ts))
+    if ((rst || fin) && !f.closing && f.has_xport && cold[idx].xport->tlsCloseIntent(ts))
       engine.tracker_.onClientActivity(f.conn, ts, SessionTracker::ClientActivity::kCloseNotify);
     if (rst) {
       startClose(idx, ts, side, true);
@@ -527,9 +537,9 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
       return;
     }
     if (fin) {
-      f.fin[si] = true;
+      (side == Side::kClient ? f.fin_client : f.fin_broker) = true;
       startClose(idx, ts, side, false);
-      if (f.fin[oi]) settle(idx, ts);
+      if (side == Side::kClient ? f.fin_broker : f.fin_client) settle(idx, ts);
     }
   }
 
@@ -543,6 +553,7 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   // Only ever grow (freed slots are reused): a slot the table holds, even one
   // the look-ahead read before a flow was forgotten, is a valid index.
   std::vector<Flow> flows;
+  std::vector<FlowCold> cold;  // beside flows, same index
   std::vector<FlowKey> keys;
   std::vector<uint32_t> free_flows;
   size_t xports = 0;  // flows with a FlowTransport
@@ -628,7 +639,6 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
       a.slot = a.watched ? im.table.candidate(a.hash) : FlowTable::kNone;
       if (a.slot != FlowTable::kNone) {
         const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
-        // 32-byte aligned: these are all of its lines.
         for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
         __builtin_prefetch(&im.keys[a.slot]);
       }
@@ -729,7 +739,8 @@ size_t Engine::openFlows() const { return impl_->table.size(); }
 
 size_t Engine::memoryBytes() const {
   return tracker_.memoryBytes() + impl_->table.memoryBytes() + impl_->flows.capacity() * sizeof(Flow) +
-         impl_->keys.capacity() * sizeof(FlowKey) + impl_->xports * sizeof(FlowTransport) + budget_.used +
+         impl_->cold.capacity() * sizeof(FlowCold) + impl_->keys.capacity() * sizeof(FlowKey) +
+         impl_->xports * sizeof(FlowTransport) + budget_.used +
          impl_->idle_recs.capacity() * sizeof(Impl::IdleRec) + impl_->idle_free.capacity() * sizeof(uint32_t);
 }
 
