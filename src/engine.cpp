@@ -537,7 +537,11 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
       return;
     }
     if (fin) {
-      (side == Side::kClient ? f.fin_client : f.fin_broker) = true;
+      if (side == Side::kClient) {
+        f.fin_client = true;
+      } else {
+        f.fin_broker = true;
+      }
       startClose(idx, ts, side, false);
       if (side == Side::kClient ? f.fin_broker : f.fin_client) settle(idx, ts);
     }
