@@ -66,6 +66,16 @@ struct alignas(64) Flow {
   bool has_xport : 1 = false;  // FlowCold::xport is set
   bool fin_client : 1 = false;
   bool fin_broker : 1 = false;
+
+  // The FIN flags by side (bit-fields: neither an array nor a reference).
+  void setFin(Side s) {
+    if (s == Side::kClient) {
+      fin_client = true;
+    } else {
+      fin_broker = true;
+    }
+  }
+  bool fin(Side s) const { return s == Side::kClient ? fin_client : fin_broker; }
 };
 
 static_assert(sizeof(Flow) == 128, "Flow layout: two cache lines, see its comments");
@@ -396,8 +406,8 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
 
   // What clientTcp() judges a close on: the end of what the broker sent (data
   // and FIN) and the client's highest acknowledgement.
-  [[gnu::always_inline]] static void recordTcpFacts(Flow& f, const TcpSegment& seg, Side side, bool syn, bool fin,
-                                                    bool ack) {
+  [[gnu::always_inline]] static void recordTcpFacts(Flow& f, const TcpSegment& seg, Side side, bool syn,
+                                                    bool fin, bool ack) {
     if (side == Side::kBroker) {
       const uint32_t end = seg.seq + seg.payload_len + (fin ? 1 : 0) + (syn ? 1 : 0);
       if (!f.broker_sent || seqAfter(end, f.broker_end)) f.broker_end = end;
@@ -413,8 +423,9 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
   void segment(Micros ts, TcpSegment& seg, Side side, const FlowKey& key, uint64_t hash, uint32_t hint) {
     // Every flow in use is in the table under its key, and a key is there
     // once: a slot in use with this key is what find() would return.
-    const uint32_t idx =
-        hint != FlowTable::kNone && flows[hint].in_use && keys[hint] == key ? hint : table.find(key, hash, keys);
+    const uint32_t idx = hint != FlowTable::kNone && flows[hint].in_use && keys[hint] == key
+                             ? hint
+                             : table.find(key, hash, keys);
     if (idx != FlowTable::kNone && established(ts, seg, side, flows[idx])) return;
     onSegment(ts, seg, side, key, idx);
   }
@@ -537,13 +548,9 @@ struct Engine::Impl : ReassemblySink, MqttDecoderCallbacks, TransportSink {
       return;
     }
     if (fin) {
-      if (side == Side::kClient) {
-        f.fin_client = true;
-      } else {
-        f.fin_broker = true;
-      }
+      f.setFin(side);
       startClose(idx, ts, side, false);
-      if (side == Side::kClient ? f.fin_broker : f.fin_client) settle(idx, ts);
+      if (f.fin(otherSide(side))) settle(idx, ts);
     }
   }
 
@@ -619,7 +626,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
     uint64_t hash = 0;
     DecodeStatus status = DecodeStatus::kOk;
     Side side = Side::kClient;
-    bool watched = false;  // a segment of a broker port: key and hash valid
+    bool watched = false;          // a segment of a broker port: key and hash valid
     QosRead qos = QosRead::kNone;  // its first MQTT packet reads the QoS record
     uint32_t slot = FlowTable::kNone;
     FlowKey key;

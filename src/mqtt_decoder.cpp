@@ -65,7 +65,6 @@ constexpr BodyResult kParsed{};
 
 BodyResult failWith(ParseError e) { return {Step::kError, e, 0}; }
 
-
 std::string_view asView(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
 // Bounds-checked cursor over a packet body of which only a prefix may be
@@ -660,10 +659,10 @@ void MqttDecoder::feed(std::span<const uint8_t> bytes, const MqttDecoderLimits& 
   size_t pos = 0;
   // Every branch consumes at least one byte or changes state toward one that does.
   while (pos < n) {
-    // Most packets (PINGREQ/PINGRESP, PUBACK, small PUBLISHes) have a one-byte
-    // length and arrive whole in one segment: parsed in place without the
-    // state machine. Anything else, an error included, takes the general path
-    // below, which then does exactly what it always did (parseBody is pure).
+    // Most packets arrive whole in one segment: parsed in place without the
+    // state machine (feedWhole). Anything else, an error included, takes the
+    // general path below, which then does exactly what it always did
+    // (parseBody is pure).
     if (atBoundary()) {
       pos += feedWhole(p + pos, n - pos, limits, [&cb](const MqttPacket& pkt) { cb.onPacket(pkt); });
       if (pos == n) break;

@@ -168,7 +168,6 @@ struct L4 {
   bool v4 = false;
 };
 
-
 DecodeStatus decodeIpv4(std::span<const uint8_t> f, size_t off, L4& l4) {
   const size_t avail = f.size() - off;
   if (avail < 20) return DecodeStatus::kTruncatedIp;

@@ -1128,7 +1128,8 @@ TEST(MqttDecoderFastPath, ParseCommonAgreesWithParseWhole) {
         ++answered;
         for (uint8_t level : {uint8_t{0}, kMqtt31, kMqtt311, kMqtt5}) {
           MqttPacket slow;
-          ASSERT_TRUE(MqttDecoder::parseWhole(static_cast<uint8_t>(first), level, body.data(), len, limits, slow))
+          ASSERT_TRUE(
+              MqttDecoder::parseWhole(static_cast<uint8_t>(first), level, body.data(), len, limits, slow))
               << "first " << first << " len " << len << " level " << int{level};
           EXPECT_EQ(fast.type, slow.type);
           EXPECT_EQ(fast.flags, slow.flags);
@@ -1156,7 +1157,7 @@ TEST(MqttDecoderFastPath, LongAndNonMinimalLengthsMatchTheGeneralPath) {
                             encodePingreq(),
                             Bytes{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01},  // a fifth length byte
                             encodePingreq(), encodePingreq()});
-  ASSERT_EQ(stream[2] & 0x80, 0);     // 2-byte length
+  ASSERT_EQ(stream[2] & 0x80, 0);  // 2-byte length
   ASSERT_EQ(stream[1] & 0x80, 0x80);
   MqttDecoder whole;
   Collector a;
@@ -1179,4 +1180,3 @@ TEST(MqttDecoderFastPath, LongAndNonMinimalLengthsMatchTheGeneralPath) {
 
 }  // namespace
 }  // namespace mqttlive
-

@@ -91,7 +91,9 @@ class FlowTable {
   // Look-ahead for batched lookups (Engine::onFrames): start loading the
   // bucket of `hash`; later, the slot of the first entry with its tag, a
   // likely but unverified match (kNone if none). Neither changes anything.
-  [[gnu::always_inline]] void prefetch(uint64_t hash) const { __builtin_prefetch(&buckets_[static_cast<uint32_t>(hash >> 32) & mask_]); }
+  [[gnu::always_inline]] void prefetch(uint64_t hash) const {
+    __builtin_prefetch(&buckets_[static_cast<uint32_t>(hash >> 32) & mask_]);
+  }
   uint32_t candidate(uint64_t hash) const {
     const auto tag = static_cast<uint32_t>(hash >> 32);
     for (uint32_t i = tag & mask_;; i = (i + 1) & mask_) {

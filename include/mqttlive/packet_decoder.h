@@ -105,8 +105,9 @@ inline void storeEndpoint(Endpoint& e, const uint8_t* addr, bool v4, uint16_t po
   }
 #endif
   if constexpr (std::endian::native == std::endian::little && offsetof(Endpoint, ip) == 0 &&
-                offsetof(IpAddr, v4) == 16 && offsetof(Endpoint, port) == 18 && sizeof(bool) == 1) {
-    // v4 flag (byte 16), padding (byte 17, zero), port (bytes 18..19).
+                offsetof(IpAddr, v4) == 16 && offsetof(IpAddr, zero_) == 17 && offsetof(Endpoint, port) == 18 &&
+                sizeof(bool) == 1) {
+    // v4 flag (byte 16), IpAddr::zero_ (byte 17), port (bytes 18..19).
     const uint32_t tail = uint32_t{v4} | (uint32_t{port} << 16);
     std::memcpy(reinterpret_cast<unsigned char*>(&e) + 16, &tail, 4);
   } else {
