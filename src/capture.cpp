@@ -1,8 +1,13 @@
 #include "mqttlive/capture.h"
 
 #include <pcap/pcap.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstddef>
+#include <cstdio>
+
+#include "mqttlive/packet_decoder.h"
 
 namespace mqttlive {
 
@@ -19,7 +24,50 @@ static_assert(sizeof(PcapHeaderView) == sizeof(pcap_pkthdr) &&
                   sizeof(PcapHeaderView::tv_usec) == sizeof(pcap_pkthdr::ts.tv_usec),
               "PcapHeaderView must mirror struct pcap_pkthdr");
 
-std::unique_ptr<PcapCapture> PcapCapture::openOffline(const std::string& path, std::string& error) {
+namespace {
+
+// A reader for the records of `p`'s file when libpcap would hand them over
+// untouched: a classic pcap file of version 2.4 (earlier ones may have caplen
+// and len swapped) on a link whose frames libpcap does not rewrite when the
+// byte order differs (it does for Linux cooked headers, USB and NFLOG).
+std::unique_ptr<SavefileReader> fastReader(pcap_t* p, const std::string& path) {
+  std::FILE* f = pcap_file(p);
+  if (f == nullptr || path == "-") return nullptr;
+  const int fd = fileno(f);
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return nullptr;
+  uint32_t magic = 0;
+  if (pread(fd, &magic, sizeof magic, 0) != sizeof magic) return nullptr;
+  SavefileReader::Format format;
+  switch (magic) {
+    case 0xa1b2c3d4: break;
+    case 0xa1b23c4d: format.nano = true; break;
+    case 0xd4c3b2a1: format.swapped = true; break;
+    case 0x4d3cb2a1: format.swapped = format.nano = true; break;
+    default: return nullptr;  // pcapng and the rest: libpcap
+  }
+  if (pcap_major_version(p) != 2 || pcap_minor_version(p) < 4) return nullptr;
+  switch (pcap_datalink(p)) {
+    case dlt::kEthernet: case dlt::kNull: case dlt::kRaw: case dlt::kRawAlt: case dlt::kLoop:
+    case dlt::kIpv4: case dlt::kIpv6:
+      break;
+    case dlt::kLinuxSll: case dlt::kLinuxSll2:
+      if (format.swapped) return nullptr;
+      break;
+    default: return nullptr;
+  }
+  // libpcap's snapshot length, already capped for the link type; it treats longer records its own way.
+  const int snapshot = pcap_snapshot(p);
+  if (snapshot <= 0) return nullptr;
+  format.max_caplen = static_cast<uint32_t>(snapshot);
+  constexpr uint64_t kFileHeader = 24;
+  return std::make_unique<SavefileReader>(fd, kFileHeader, format);
+}
+
+}  // namespace
+
+std::unique_ptr<PcapCapture> PcapCapture::openOffline(const std::string& path, std::string& error,
+                                                      OfflineReader reader) {
   char err[PCAP_ERRBUF_SIZE] = {};
   // Ask for nanosecond precision so pcapng/nanosecond files keep theirs; we round to microseconds.
   pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
@@ -27,7 +75,20 @@ std::unique_ptr<PcapCapture> PcapCapture::openOffline(const std::string& path, s
     error = "cannot read capture " + path + ": " + err;
     return nullptr;
   }
-  return std::unique_ptr<PcapCapture>(new PcapCapture(p, path, true));
+  std::unique_ptr<PcapCapture> cap(new PcapCapture(p, path, true));
+  if (reader == OfflineReader::kAuto) cap->fast_ = fastReader(p, path);
+  return cap;
+}
+
+bool PcapCapture::handOver() {
+  handed_over_ = true;
+  // libpcap's savefile reader reads records one after another from its FILE:
+  // placed at the record, it goes on as if it had read the ones before.
+  if (fseeko(pcap_file(p_), static_cast<off_t>(fast_->handOverOffset()), SEEK_SET) != 0) {
+    error_ = "cannot seek in " + name_ + " to the record after packet " + std::to_string(fast_->records());
+    return false;
+  }
+  return true;
 }
 
 std::unique_ptr<PcapCapture> PcapCapture::openLive(const LiveCaptureOptions& o, std::string& error) {
@@ -73,7 +134,7 @@ int PcapCapture::dispatchRaw(int max, void (*cb)(unsigned char*, const void*, co
   return n;
 }
 
-std::string PcapCapture::lastError() const { return pcap_geterr(p_); }
+std::string PcapCapture::lastError() const { return error_.empty() ? pcap_geterr(p_) : error_; }
 
 bool PcapCapture::stats(CaptureCounters& out) const {
   pcap_stat st{};

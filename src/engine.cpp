@@ -686,7 +686,7 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
 void FrameBatcher::addSlow(Micros ts, std::span<const uint8_t> frame) {
   // With few flows their state stays in the cache and the look-ahead has
   // nothing to hide: the copy would be pure overhead.
-  if (count_ == 0 && engine_.openFlows() < kMinFlows) {
+  if (direct()) {
     engine_.onFrame(ts, link_type_, frame);
     return;
   }
@@ -696,6 +696,15 @@ void FrameBatcher::addSlow(Micros ts, std::span<const uint8_t> frame) {
     return;
   }
   copy(ts, frame);
+}
+
+void FrameBatcher::addInPlaceSlow(Micros ts, std::span<const uint8_t> frame) {
+  if (direct()) {
+    engine_.onFrame(ts, link_type_, frame);
+    return;
+  }
+  if (count_ == kFrames) flush();
+  frames_[count_++] = Engine::Frame{ts, frame};
 }
 
 void FrameBatcher::flush() {

@@ -1,9 +1,28 @@
 #include "mqttlive/offline_runner.h"
 
+#include <algorithm>
+
 #include "mqttlive/capture.h"
 #include "mqttlive/json_events.h"
 
 namespace mqttlive {
+
+int feedOffline(PcapCapture& cap, FrameBatcher& batch, Micros& last_ts, int max) {
+  int n;
+  if (cap.framesStayValid()) {
+    n = cap.dispatch(max, [&](Micros ts, std::span<const uint8_t> frame) {
+      last_ts = ts = std::max(ts, last_ts);
+      batch.addInPlace(ts, frame);
+    });
+  } else {
+    n = cap.dispatch(max, [&](Micros ts, std::span<const uint8_t> frame) {
+      last_ts = ts = std::max(ts, last_ts);
+      batch.add(ts, frame);
+    });
+  }
+  batch.flush();
+  return n;
+}
 
 bool runOffline(const std::string& path, const EngineConfig& cfg, std::FILE* out, uint32_t event_mask,
                 OfflineResult& result, bool summary) {
@@ -19,13 +38,7 @@ bool runOffline(const std::string& path, const EngineConfig& cfg, std::FILE* out
   FrameBatcher batch(engine, cap->linkType());
   Micros last_ts = 0;
   for (;;) {
-    int n = cap->dispatch(4096, [&](Micros ts, std::span<const uint8_t> frame) {
-      // Captures are not always in time order; never let packet time run backwards.
-      if (ts < last_ts) ts = last_ts;
-      last_ts = ts;
-      batch.add(ts, frame);
-    });
-    batch.flush();
+    const int n = feedOffline(*cap, batch, last_ts);
     if (n == -2) break;
     if (n < 0) {
       result.read_error = true;

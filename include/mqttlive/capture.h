@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 
+#include "mqttlive/savefile_reader.h"
 #include "mqttlive/types.h"
 
 struct pcap;
@@ -29,6 +30,11 @@ struct CaptureCounters {
   uint64_t if_dropped = 0; // ps_ifdrop: interface/driver
 };
 
+// How an offline file is read: kAuto reads classic pcap records itself
+// (savefile_reader.h) and leaves everything else to libpcap; kLibpcap is
+// libpcap throughout (the reference the fast reader is tested against).
+enum class OfflineReader : uint8_t { kAuto, kLibpcap };
+
 class PcapCapture {
  public:
   ~PcapCapture();
@@ -36,16 +42,26 @@ class PcapCapture {
   PcapCapture& operator=(const PcapCapture&) = delete;
 
   // nullptr on failure with `error` set (a message naming the file/interface).
-  static std::unique_ptr<PcapCapture> openOffline(const std::string& path, std::string& error);
+  static std::unique_ptr<PcapCapture> openOffline(const std::string& path, std::string& error,
+                                                  OfflineReader reader = OfflineReader::kAuto);
   static std::unique_ptr<PcapCapture> openLive(const LiveCaptureOptions& opts, std::string& error);
 
   int linkType() const;
   // Calls fn(Micros ts, std::span<const uint8_t> frame) for up to `max`
-  // packets. Returns packets handled, 0 on timeout, -1 error (see lastError()),
-  // -2 at end of file.
+  // packets. Returns packets handled, 0 on timeout (offline: when the reader
+  // changed, call again), -1 error (see lastError()), -2 at end of file.
   template <class Fn>
   int dispatch(int max, Fn&& fn);
+  // True when the frames of the next dispatch() stay valid until the one
+  // after it (read in place); otherwise each is valid only during fn.
+  bool framesStayValid() const { return fast_ != nullptr && !handed_over_; }
   std::string lastError() const;
+  // Records read by the fast reader before it handed the file to libpcap, and
+  // why (kNone while it reads or when it read the whole file).
+  uint64_t fastRecords() const { return fast_ != nullptr ? fast_->records() : 0; }
+  SavefileReader::HandOver handOverReason() const {
+    return fast_ != nullptr ? fast_->handOverReason() : SavefileReader::HandOver::kNone;
+  }
   bool stats(CaptureCounters& out) const;
   // Selectable fd for poll(); -1 offline.
   int fd() const;
@@ -55,7 +71,12 @@ class PcapCapture {
  private:
   PcapCapture(pcap* p, std::string name, bool offline) : p_(p), name_(std::move(name)), nano_(offline), offline_(offline) {}
   int dispatchRaw(int max, void (*cb)(unsigned char*, const void*, const unsigned char*), void* user);
+  // libpcap reads on from the record the fast reader stopped at.
+  bool handOver();
   pcap* p_;
+  std::unique_ptr<SavefileReader> fast_;
+  bool handed_over_ = false;
+  std::string error_;  // ours, when libpcap has none to give
   std::string name_;
   bool nano_;     // offline files are opened with nanosecond precision
   bool offline_;
@@ -85,6 +106,20 @@ inline uint32_t pcapCaplen(const void* pkthdr) { return static_cast<const PcapHe
 
 template <class Fn>
 int PcapCapture::dispatch(int max, Fn&& fn) {
+  if (fast_ != nullptr && !handed_over_) {
+    const int n = fast_->dispatch(max, fn);
+    switch (fast_->state()) {
+      case SavefileReader::State::kReading:
+        return n;
+      case SavefileReader::State::kEnd:
+        return n > 0 ? n : -2;
+      case SavefileReader::State::kHandOver:
+        // Now, so that framesStayValid() is right for the next call; the
+        // frames of this one stay in the reader's buffer.
+        if (!handOver()) return -1;
+        return n;
+    }
+  }
   Thunk<std::remove_reference_t<Fn>> t{&fn, nano_};
   return dispatchRaw(
       max,

@@ -112,8 +112,9 @@ class Engine {
 };
 
 // Collects frames from a capture loop and hands them to Engine::onFrames in
-// batches. libpcap reuses its buffer for the next frame, so frames are copied
-// (into a fixed buffer: nothing is allocated per frame). Frames reach the
+// batches. libpcap reuses its buffer for the next frame, so its frames are
+// copied (into a fixed buffer: nothing is allocated per frame); frames read in
+// place (addInPlace) are not. Frames reach the
 // engine late: call flush() before using the engine otherwise (advanceTo,
 // finish, stats, ...).
 class FrameBatcher {
@@ -128,6 +129,14 @@ class FrameBatcher {
     }
     addSlow(ts, frame);
   }
+  // A frame that stays valid until flush() (read in place): not copied.
+  void addInPlace(Micros ts, std::span<const uint8_t> frame) {
+    if (count_ != 0 && count_ != kFrames) {
+      frames_[count_++] = Engine::Frame{ts, frame};
+      return;
+    }
+    addInPlaceSlow(ts, frame);
+  }
   void flush();
 
  private:
@@ -139,6 +148,8 @@ class FrameBatcher {
   // 1 MiB of per-flow state: it stays in the L2 cache).
   static constexpr size_t kMinFlows = 2048;
   void addSlow(Micros ts, std::span<const uint8_t> frame);
+  void addInPlaceSlow(Micros ts, std::span<const uint8_t> frame);
+  bool direct() const { return count_ == 0 && engine_.openFlows() < kMinFlows; }
   void copy(Micros ts, std::span<const uint8_t> frame) {
     std::memcpy(bytes_.get() + used_, frame.data(), frame.size());
     frames_[count_++] = Engine::Frame{ts, {bytes_.get() + used_, frame.size()}};

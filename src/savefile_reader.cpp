@@ -1,0 +1,44 @@
+#include "mqttlive/savefile_reader.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace mqttlive {
+
+SavefileReader::SavefileReader(int fd, uint64_t offset, Format format, size_t buffer_bytes)
+    : fd_(fd),
+      format_(format),
+      cap_(std::max(buffer_bytes, size_t{format.max_caplen} + kRecordHeader)),
+      buf_(new uint8_t[cap_]),
+      base_(offset) {}
+
+void SavefileReader::refill() {
+  std::memmove(buf_.get(), buf_.get() + pos_, have_ - pos_);
+  have_ -= pos_;
+  base_ += pos_;
+  pos_ = 0;
+  while (!eof_ && have_ < cap_) {
+    const ssize_t n = ::pread(fd_, buf_.get() + have_, cap_ - have_, static_cast<off_t>(base_ + have_));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      // libpcap reads the same bytes again and reports the error its way.
+      state_ = State::kHandOver;
+      reason_ = HandOver::kReadError;
+      return;
+    }
+    if (n == 0) eof_ = true;
+    have_ += static_cast<size_t>(n);
+  }
+  if (wholeRecordAt(0)) return;
+  state_ = have_ == 0 ? State::kEnd : State::kHandOver;
+  if (have_ >= kRecordHeader && caplen(buf_.get()) > format_.max_caplen) {
+    reason_ = HandOver::kLongRecord;
+  } else if (have_ != 0) {
+    // Cut off by the end of the file (the buffer holds any record up to max_caplen).
+    reason_ = HandOver::kCutRecord;
+  }
+}
+
+}  // namespace mqttlive
