@@ -4,7 +4,9 @@
 //
 // Two input shapes:
 //  - a pcap or pcapng file (recognised by its magic): read with libpcap from
-//    memory, exactly as `mqttlive --read` reads a file;
+//    memory, each frame copied to exactly its length so that ASan sees any
+//    read past it (`mqttlive --read` reads classic pcap records itself; that
+//    reader is checked against libpcap by fuzz_savefile);
 //  - otherwise a script: byte 0 = configuration knobs, then records
 //      op & 3 == 0: a TCP segment between a few fixed endpoints, built with
 //                   PcapWriter::buildFrame (seq/ack/flags/payload from the input)
@@ -26,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "mqttlive/capture.h"
 #include "mqttlive/engine.h"
 #include "mqttlive/json_events.h"
 #include "mqttlive/packet_decoder.h"
@@ -144,7 +147,7 @@ void runPcap(const uint8_t* data, size_t size) {
     const u_char* bytes = nullptr;
     const int rc = pcap_next_ex(p, &h, &bytes);
     if (rc != 1) break;
-    Micros ts = static_cast<Micros>(h->ts.tv_sec) * kMicrosPerSecond + h->ts.tv_usec / 1000;
+    Micros ts = pcapTime(h, /*nano=*/true);  // as PcapCapture reads it
     if (ts < last) ts = last;
     last = ts;
     // A heap copy of exactly caplen bytes: reads past the frame are ASan reports.

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 
@@ -56,12 +57,17 @@ std::unique_ptr<SavefileReader> fastReader(pcap_t* p, const std::string& path) {
       break;
     default: return nullptr;
   }
-  // libpcap's snapshot length, already capped for the link type; it treats longer records its own way.
+  // Longer records than the file's snapshot length (or than any link's
+  // usual maximum, 256 KiB) are libpcap's to judge.
+  constexpr uint32_t kMaxSnaplen = 262144;
   const int snapshot = pcap_snapshot(p);
   if (snapshot <= 0) return nullptr;
-  format.max_caplen = static_cast<uint32_t>(snapshot);
+  format.max_caplen = std::min(static_cast<uint32_t>(snapshot), kMaxSnaplen);
+  // No bigger than the file: a short capture needs no 1 MiB.
   constexpr uint64_t kFileHeader = 24;
-  return std::make_unique<SavefileReader>(fd, kFileHeader, format);
+  const auto file_bytes = static_cast<uint64_t>(st.st_size);
+  const size_t buffer = file_bytes < SavefileReader::kDefaultBuffer ? file_bytes : SavefileReader::kDefaultBuffer;
+  return std::make_unique<SavefileReader>(fd, kFileHeader, format, buffer);
 }
 
 }  // namespace

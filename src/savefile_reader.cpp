@@ -10,7 +10,7 @@ namespace mqttlive {
 SavefileReader::SavefileReader(int fd, uint64_t offset, Format format, size_t buffer_bytes)
     : fd_(fd),
       format_(format),
-      cap_(std::max(buffer_bytes, size_t{format.max_caplen} + kRecordHeader)),
+      cap_(std::max(buffer_bytes, kMinBuffer)),
       buf_(new uint8_t[cap_]),
       base_(offset) {}
 
@@ -33,12 +33,11 @@ void SavefileReader::refill() {
   }
   if (wholeRecordAt(0)) return;
   state_ = have_ == 0 ? State::kEnd : State::kHandOver;
-  if (have_ >= kRecordHeader && caplen(buf_.get()) > format_.max_caplen) {
-    reason_ = HandOver::kLongRecord;
-  } else if (have_ != 0) {
-    // Cut off by the end of the file (the buffer holds any record up to max_caplen).
-    reason_ = HandOver::kCutRecord;
-  }
+  if (have_ == 0) return;
+  // Either longer than the buffer (the file grew since it was sized) or
+  // than max_caplen, or cut off by the end of the file.
+  const bool long_record = !eof_ || (have_ >= kRecordHeader && caplen(buf_.get()) > format_.max_caplen);
+  reason_ = long_record ? HandOver::kLongRecord : HandOver::kCutRecord;
 }
 
 }  // namespace mqttlive

@@ -174,7 +174,7 @@ TEST(SavefileReader, SameAsLibpcapInEveryByteOrderAndPrecision) {
   }
 }
 
-// The reader on its own, with a buffer a few records long: records cut by
+// The reader on its own, with its smallest buffer: records cut by
 // every refill boundary, frames still in place after their dispatch().
 TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
   std::mt19937 rng(11);
@@ -184,7 +184,7 @@ TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
   TempFile f(bytes);
   const int fd = open(f.path().c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
-  SavefileReader reader(fd, 24, {false, false, 60}, /*buffer_bytes=*/100);
+  SavefileReader reader(fd, 24, {false, false, 60}, SavefileReader::kMinBuffer);
   size_t next = 0;
   int calls = 0;
   while (reader.state() == SavefileReader::State::kReading && ++calls < 100000) {
@@ -205,6 +205,27 @@ TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
   EXPECT_EQ(reader.state(), SavefileReader::State::kEnd);
   EXPECT_EQ(reader.records(), recs.size());
   EXPECT_EQ(reader.handOverOffset(), bytes.size());
+}
+
+TEST(SavefileReader, ARecordLongerThanTheBufferIsLeftToLibpcap) {
+  std::mt19937 rng(13);
+  std::vector<Record> recs;
+  for (int i = 0; i < 30; ++i) recs.push_back(record(rng, 100));
+  recs[20].data.assign(SavefileReader::kMinBuffer + 100, 0x5a);
+  const auto bytes = pcapFile({}, recs);
+  TempFile f(bytes);
+  const int fd = open(f.path().c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  SavefileReader reader(fd, 24, {false, false, 65535}, SavefileReader::kMinBuffer);
+  uint64_t offset = 24;
+  for (int i = 0; i < 20; ++i) offset += 16 + recs[static_cast<size_t>(i)].data.size();
+  int got = 0;
+  while (reader.state() == SavefileReader::State::kReading) got += reader.dispatch(64, [](Micros, auto) {});
+  close(fd);
+  EXPECT_EQ(got, 20);
+  EXPECT_EQ(reader.state(), SavefileReader::State::kHandOver);
+  EXPECT_EQ(reader.handOverReason(), SavefileReader::HandOver::kLongRecord);
+  EXPECT_EQ(reader.handOverOffset(), offset);
 }
 
 TEST(SavefileReader, RecordsLongerThanTheSnapshotAreLeftToLibpcap) {

@@ -96,11 +96,15 @@ struct PcapHeaderView {
   uint32_t caplen;
   uint32_t len;
 };
-// The header's timestamp in Micros.
+// The header's timestamp in Micros. pcapng's 64-bit timestamps can say
+// anything: seconds are clamped to +-2^40 (35,000 years), so that neither this
+// nor the time arithmetic downstream can overflow.
 inline Micros pcapTime(const void* pkthdr, bool nano) {
   const auto* h = static_cast<const PcapHeaderView*>(pkthdr);
+  constexpr long kMaxSeconds = 1L << 40;
+  const long sec = h->tv_sec < -kMaxSeconds ? -kMaxSeconds : h->tv_sec > kMaxSeconds ? kMaxSeconds : h->tv_sec;
   const Micros sub = nano ? h->tv_usec / 1000 : h->tv_usec;
-  return static_cast<Micros>(h->tv_sec) * kMicrosPerSecond + sub;
+  return static_cast<Micros>(sec) * kMicrosPerSecond + sub;
 }
 inline uint32_t pcapCaplen(const void* pkthdr) { return static_cast<const PcapHeaderView*>(pkthdr)->caplen; }
 

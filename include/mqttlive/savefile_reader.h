@@ -41,9 +41,10 @@ class SavefileReader {
 
   static constexpr size_t kRecordHeader = 16;
   static constexpr size_t kDefaultBuffer = 1 << 20;
+  static constexpr size_t kMinBuffer = 4096;
 
   // Reads `fd` (not owned) with pread from `offset`, where the first record
-  // starts. The buffer must hold the longest record it is to hand out.
+  // starts. Records longer than the buffer are left to libpcap too.
   SavefileReader(int fd, uint64_t offset, Format format, size_t buffer_bytes = kDefaultBuffer);
 
   // Calls fn(Micros ts, std::span<const uint8_t> frame) for up to `max`
