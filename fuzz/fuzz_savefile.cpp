@@ -39,7 +39,8 @@ Outcome readAll(const std::string& path, OfflineReader reader, int max) {
     const int n = cap->dispatch(max, [&](Micros ts, std::span<const uint8_t> f) {
       o.times.push_back(ts);
       const auto len = static_cast<uint32_t>(f.size());
-      o.bytes.insert(o.bytes.end(), reinterpret_cast<const uint8_t*>(&len), reinterpret_cast<const uint8_t*>(&len) + 4);
+      o.bytes.insert(o.bytes.end(), reinterpret_cast<const uint8_t*>(&len),
+                     reinterpret_cast<const uint8_t*>(&len) + 4);
       o.bytes.insert(o.bytes.end(), f.begin(), f.end());
     });
     if (n < 0) {

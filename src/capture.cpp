@@ -41,21 +41,36 @@ std::unique_ptr<SavefileReader> fastReader(pcap_t* p, const std::string& path) {
   if (pread(fd, &magic, sizeof magic, 0) != sizeof magic) return nullptr;
   SavefileReader::Format format;
   switch (magic) {
-    case 0xa1b2c3d4: break;
-    case 0xa1b23c4d: format.nano = true; break;
-    case 0xd4c3b2a1: format.swapped = true; break;
-    case 0x4d3cb2a1: format.swapped = format.nano = true; break;
-    default: return nullptr;  // pcapng and the rest: libpcap
+    case 0xa1b2c3d4:
+      break;
+    case 0xa1b23c4d:
+      format.nano = true;
+      break;
+    case 0xd4c3b2a1:
+      format.swapped = true;
+      break;
+    case 0x4d3cb2a1:
+      format.swapped = format.nano = true;
+      break;
+    default:
+      return nullptr;  // pcapng and the rest: libpcap
   }
   if (pcap_major_version(p) != 2 || pcap_minor_version(p) < 4) return nullptr;
   switch (pcap_datalink(p)) {
-    case dlt::kEthernet: case dlt::kNull: case dlt::kRaw: case dlt::kRawAlt: case dlt::kLoop:
-    case dlt::kIpv4: case dlt::kIpv6:
+    case dlt::kEthernet:
+    case dlt::kNull:
+    case dlt::kRaw:
+    case dlt::kRawAlt:
+    case dlt::kLoop:
+    case dlt::kIpv4:
+    case dlt::kIpv6:
       break;
-    case dlt::kLinuxSll: case dlt::kLinuxSll2:
+    case dlt::kLinuxSll:
+    case dlt::kLinuxSll2:
       if (format.swapped) return nullptr;
       break;
-    default: return nullptr;
+    default:
+      return nullptr;
   }
   // Longer records than the file's snapshot length (or than any link's
   // usual maximum, 256 KiB) are libpcap's to judge.
@@ -66,7 +81,8 @@ std::unique_ptr<SavefileReader> fastReader(pcap_t* p, const std::string& path) {
   // No bigger than the file: a short capture needs no 1 MiB.
   constexpr uint64_t kFileHeader = 24;
   const auto file_bytes = static_cast<uint64_t>(st.st_size);
-  const size_t buffer = file_bytes < SavefileReader::kDefaultBuffer ? file_bytes : SavefileReader::kDefaultBuffer;
+  const size_t buffer =
+      file_bytes < SavefileReader::kDefaultBuffer ? file_bytes : SavefileReader::kDefaultBuffer;
   return std::make_unique<SavefileReader>(fd, kFileHeader, format, buffer);
 }
 

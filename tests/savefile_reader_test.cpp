@@ -100,7 +100,8 @@ struct ReadOutcome {
   bool started_fast = false;
 
   bool operator==(const ReadOutcome& o) const {
-    return opened == o.opened && open_error == o.open_error && frames == o.frames && end == o.end && error == o.error;
+    return opened == o.opened && open_error == o.open_error && frames == o.frames && end == o.end &&
+           error == o.error;
   }
 };
 
@@ -126,8 +127,9 @@ ReadOutcome readAll(const std::string& path, OfflineReader reader) {
 }
 
 std::string describe(const ReadOutcome& o) {
-  return "opened=" + std::to_string(o.opened) + " '" + o.open_error + "' frames=" + std::to_string(o.frames.size()) +
-         " end=" + std::to_string(o.end) + " error='" + o.error + "' fast=" + std::to_string(o.fast);
+  return "opened=" + std::to_string(o.opened) + " '" + o.open_error +
+         "' frames=" + std::to_string(o.frames.size()) + " end=" + std::to_string(o.end) + " error='" +
+         o.error + "' fast=" + std::to_string(o.fast);
 }
 
 // Reads `bytes` both ways, expects the same outcome, returns the fast one.
@@ -153,13 +155,14 @@ TEST(SavefileReader, SameAsLibpcapInEveryByteOrderAndPrecision) {
     for (bool nano : {false, true}) {
       std::vector<Record> recs;
       for (int i = 0; i < 300; ++i) recs.push_back(record(rng, 200));
-      recs[0].data.clear();                   // an empty record
-      recs[1].sec = 0x80000001;               // libpcap reads seconds as signed 32 bits
+      recs[0].data.clear();      // an empty record
+      recs[1].sec = 0x80000001;  // libpcap reads seconds as signed 32 bits
       recs[2].frac = nano ? 999999999 : 999999;
-      recs[3].frac = 0xfffffff0;              // nonsense fraction, signed as well
-      recs[4].len = 60000;                    // cut by the snapshot length
-      recs[5].len = 3;                        // caplen > len: handed over as it is
-      const std::string what = std::string(swapped ? "big-endian" : "little-endian") + (nano ? " nano" : " micro");
+      recs[3].frac = 0xfffffff0;  // nonsense fraction, signed as well
+      recs[4].len = 60000;        // cut by the snapshot length
+      recs[5].len = 3;            // caplen > len: handed over as it is
+      const std::string what =
+          std::string(swapped ? "big-endian" : "little-endian") + (nano ? " nano" : " micro");
       const ReadOutcome o = expectSameAsLibpcap(pcapFile({swapped, nano}, recs), what);
       EXPECT_TRUE(o.started_fast) << what;
       EXPECT_EQ(o.fast, recs.size()) << what;
@@ -189,8 +192,9 @@ TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
   int calls = 0;
   while (reader.state() == SavefileReader::State::kReading && ++calls < 100000) {
     std::vector<std::pair<Micros, std::span<const uint8_t>>> got;
-    const int n = reader.dispatch(1 + static_cast<int>(rng() % 7),
-                                  [&](Micros ts, std::span<const uint8_t> frame) { got.emplace_back(ts, frame); });
+    const int n =
+        reader.dispatch(1 + static_cast<int>(rng() % 7),
+                        [&](Micros ts, std::span<const uint8_t> frame) { got.emplace_back(ts, frame); });
     ASSERT_EQ(static_cast<size_t>(n), got.size());
     for (const auto& [ts, frame] : got) {  // read after dispatch() returned
       ASSERT_LT(next, recs.size());
@@ -272,9 +276,9 @@ TEST(SavefileReader, FormatsItDoesNotJudgeGoToLibpcapWhole) {
   for (int i = 0; i < 20; ++i) recs.push_back(record(rng, 80));
   // libpcap rewrites cooked headers of the other byte order, and reads old
   // versions with caplen and len possibly swapped.
-  for (const FileSpec& spec : {FileSpec{.swapped = true, .link = dlt::kLinuxSll},
-                               FileSpec{.swapped = true, .link = dlt::kLinuxSll2}, FileSpec{.minor = 3},
-                               FileSpec{.link = 147 /* user 0: no decoder */}}) {
+  for (const FileSpec& spec :
+       {FileSpec{.swapped = true, .link = dlt::kLinuxSll}, FileSpec{.swapped = true, .link = dlt::kLinuxSll2},
+        FileSpec{.minor = 3}, FileSpec{.link = 147 /* user 0: no decoder */}}) {
     const ReadOutcome o = expectSameAsLibpcap(pcapFile(spec, recs), "link " + std::to_string(spec.link));
     EXPECT_FALSE(o.started_fast) << "link " << spec.link << " minor " << spec.minor;
     EXPECT_EQ(o.fast, 0u);

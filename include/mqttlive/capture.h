@@ -1,5 +1,7 @@
-// Stage 1: libpcap capture, live or from a file. Thin RAII wrapper; the loop
-// that feeds the engine lives in the runners (offline_runner.h, live_runner.h).
+// Stage 1: capture, live or from a file. A thin RAII wrapper around libpcap;
+// the records of classic pcap files are read by SavefileReader (faster, and
+// checked against libpcap). The loop that feeds the engine lives in the
+// runners (offline_runner.h, live_runner.h).
 #pragma once
 
 #include <cstdint>
@@ -102,7 +104,9 @@ struct PcapHeaderView {
 inline Micros pcapTime(const void* pkthdr, bool nano) {
   const auto* h = static_cast<const PcapHeaderView*>(pkthdr);
   constexpr long kMaxSeconds = 1L << 40;
-  const long sec = h->tv_sec < -kMaxSeconds ? -kMaxSeconds : h->tv_sec > kMaxSeconds ? kMaxSeconds : h->tv_sec;
+  const long sec = h->tv_sec < -kMaxSeconds  ? -kMaxSeconds
+                   : h->tv_sec > kMaxSeconds ? kMaxSeconds
+                                             : h->tv_sec;
   const Micros sub = nano ? h->tv_usec / 1000 : h->tv_usec;
   return static_cast<Micros>(sec) * kMicrosPerSecond + sub;
 }

@@ -28,9 +28,9 @@ namespace mqttlive {
 class SavefileReader {
  public:
   struct Format {
-    bool swapped = false;      // written on a machine of the other byte order
-    bool nano = false;         // nanosecond timestamps
-    uint32_t max_caplen = 0;   // longer records are left to libpcap
+    bool swapped = false;     // written on a machine of the other byte order
+    bool nano = false;        // nanosecond timestamps
+    uint32_t max_caplen = 0;  // longer records are left to libpcap
   };
   enum class State : uint8_t {
     kReading,
@@ -86,9 +86,9 @@ class SavefileReader {
   Format format_;
   size_t cap_;
   std::unique_ptr<uint8_t[]> buf_;
-  size_t have_ = 0;    // bytes in buf_
-  size_t pos_ = 0;     // next record in buf_
-  uint64_t base_;      // file offset of buf_[0]
+  size_t have_ = 0;  // bytes in buf_
+  size_t pos_ = 0;   // next record in buf_
+  uint64_t base_;    // file offset of buf_[0]
   uint64_t records_ = 0;
   bool eof_ = false;
   State state_ = State::kReading;
