@@ -72,6 +72,13 @@ Record record(std::mt19937& rng, size_t max_len) {
   return r;
 }
 
+std::vector<Record> randomRecords(uint32_t seed, int n, size_t max_len) {
+  std::mt19937 rng(seed);
+  std::vector<Record> recs;
+  for (int i = 0; i < n; ++i) recs.push_back(record(rng, max_len));
+  return recs;
+}
+
 class TempFile {
  public:
   explicit TempFile(const std::vector<uint8_t>& bytes) {
@@ -82,11 +89,20 @@ class TempFile {
     close(fd);
     path_ = name;
   }
-  ~TempFile() { unlink(path_.c_str()); }
+  ~TempFile() {
+    if (fd_ >= 0) close(fd_);
+    unlink(path_.c_str());
+  }
   const std::string& path() const { return path_; }
+  // Opened for reading once, closed with the file.
+  int fd() {
+    if (fd_ < 0) fd_ = open(path_.c_str(), O_RDONLY);
+    return fd_;
+  }
 
  private:
   std::string path_;
+  int fd_ = -1;
 };
 
 struct ReadOutcome {
@@ -181,13 +197,11 @@ TEST(SavefileReader, SameAsLibpcapInEveryByteOrderAndPrecision) {
 // every refill boundary, frames still in place after their dispatch().
 TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
   std::mt19937 rng(11);
-  std::vector<Record> recs;
-  for (int i = 0; i < 2000; ++i) recs.push_back(record(rng, 60));
+  const auto recs = randomRecords(11, 2000, 60);
   const auto bytes = pcapFile({}, recs);
   TempFile f(bytes);
-  const int fd = open(f.path().c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  SavefileReader reader(fd, 24, {false, false, 60}, SavefileReader::kMinBuffer);
+  ASSERT_GE(f.fd(), 0);
+  SavefileReader reader(f.fd(), 24, {false, false, 60}, SavefileReader::kMinBuffer);
   size_t next = 0;
   int calls = 0;
   while (reader.state() == SavefileReader::State::kReading && ++calls < 100000) {
@@ -204,7 +218,6 @@ TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
       ++next;
     }
   }
-  close(fd);
   EXPECT_EQ(next, recs.size());
   EXPECT_EQ(reader.state(), SavefileReader::State::kEnd);
   EXPECT_EQ(reader.records(), recs.size());
@@ -212,20 +225,15 @@ TEST(SavefileReader, RecordsAcrossRefillsStayInPlaceUntilTheNextDispatch) {
 }
 
 TEST(SavefileReader, ARecordLongerThanTheBufferIsLeftToLibpcap) {
-  std::mt19937 rng(13);
-  std::vector<Record> recs;
-  for (int i = 0; i < 30; ++i) recs.push_back(record(rng, 100));
+  auto recs = randomRecords(13, 30, 100);
   recs[20].data.assign(SavefileReader::kMinBuffer + 100, 0x5a);
-  const auto bytes = pcapFile({}, recs);
-  TempFile f(bytes);
-  const int fd = open(f.path().c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0);
-  SavefileReader reader(fd, 24, {false, false, 65535}, SavefileReader::kMinBuffer);
+  TempFile f(pcapFile({}, recs));
+  ASSERT_GE(f.fd(), 0);
+  SavefileReader reader(f.fd(), 24, {false, false, 65535}, SavefileReader::kMinBuffer);
   uint64_t offset = 24;
   for (int i = 0; i < 20; ++i) offset += 16 + recs[static_cast<size_t>(i)].data.size();
   int got = 0;
   while (reader.state() == SavefileReader::State::kReading) got += reader.dispatch(64, [](Micros, auto) {});
-  close(fd);
   EXPECT_EQ(got, 20);
   EXPECT_EQ(reader.state(), SavefileReader::State::kHandOver);
   EXPECT_EQ(reader.handOverReason(), SavefileReader::HandOver::kLongRecord);
@@ -233,9 +241,7 @@ TEST(SavefileReader, ARecordLongerThanTheBufferIsLeftToLibpcap) {
 }
 
 TEST(SavefileReader, RecordsLongerThanTheSnapshotAreLeftToLibpcap) {
-  std::mt19937 rng(3);
-  std::vector<Record> recs;
-  for (int i = 0; i < 40; ++i) recs.push_back(record(rng, 90));
+  auto recs = randomRecords(3, 40, 90);
   recs[25].data.assign(150, 0xab);  // snapshot 100: libpcap's own rules apply from here
   const ReadOutcome o = expectSameAsLibpcap(pcapFile({.snaplen = 100}, recs), "long record");
   EXPECT_EQ(o.fast, 25u);
@@ -253,9 +259,7 @@ TEST(SavefileReader, RecordsLongerThanTheSnapshotAreLeftToLibpcap) {
 }
 
 TEST(SavefileReader, CutFilesEndAsLibpcapEndsThem) {
-  std::mt19937 rng(5);
-  std::vector<Record> recs;
-  for (int i = 0; i < 12; ++i) recs.push_back(record(rng, 40));
+  auto recs = randomRecords(5, 12, 40);
   const auto bytes = pcapFile({}, recs);
   std::vector<size_t> starts{24};
   for (const Record& r : recs) starts.push_back(starts.back() + 16 + r.data.size());
@@ -271,9 +275,7 @@ TEST(SavefileReader, CutFilesEndAsLibpcapEndsThem) {
 }
 
 TEST(SavefileReader, FormatsItDoesNotJudgeGoToLibpcapWhole) {
-  std::mt19937 rng(9);
-  std::vector<Record> recs;
-  for (int i = 0; i < 20; ++i) recs.push_back(record(rng, 80));
+  auto recs = randomRecords(9, 20, 80);
   // libpcap rewrites cooked headers of the other byte order, and reads old
   // versions with caplen and len possibly swapped.
   for (const FileSpec& spec :

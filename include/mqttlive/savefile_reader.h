@@ -5,7 +5,8 @@
 // reads per record into its own buffer, which then has to be copied again for
 // the engine's look-ahead (libpcap reuses it for the next record). This reader
 // fills a 1 MiB buffer with pread() and hands out frames that stay where they
-// are until the next dispatch(), ~18 ns a packet all told.
+// are until the next dispatch(), 13-23 ns a packet all told
+// (docs/performance.md, round 7).
 //
 // It reads only what it can judge exactly as libpcap would: PcapCapture lets
 // libpcap open the file (header checks, link type, snapshot length, precision)
