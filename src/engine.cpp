@@ -651,7 +651,10 @@ void Engine::onFrames(int link_type, std::span<const Frame> frames) {
       if (a.slot != FlowTable::kNone) {
         const char* f = reinterpret_cast<const char*>(&im.flows[a.slot]);
         for (size_t off = 0; off < sizeof(Flow); off += 64) __builtin_prefetch(f + off);
-        __builtin_prefetch(&im.keys[a.slot]);
+        // Keys are 40 bytes: every other one spans two lines.
+        const char* k = reinterpret_cast<const char*>(&im.keys[a.slot]);
+        __builtin_prefetch(k);
+        __builtin_prefetch(k + sizeof(FlowKey) - 1);
       }
     }
     if (i >= 2 * kStep && i - 2 * kStep < n) {  // flow -> request its connection
