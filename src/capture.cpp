@@ -103,7 +103,6 @@ std::unique_ptr<PcapCapture> PcapCapture::openOffline(const std::string& path, s
 }
 
 bool PcapCapture::handOver() {
-  handed_over_ = true;
   // libpcap's savefile reader reads records one after another from its FILE:
   // placed at the record, it goes on as if it had read the ones before.
   if (fseeko(pcap_file(p_), static_cast<off_t>(fast_->handOverOffset()), SEEK_SET) != 0) {

@@ -56,7 +56,9 @@ class PcapCapture {
   int dispatch(int max, Fn&& fn);
   // True when the frames of the next dispatch() stay valid until the one
   // after it (read in place); otherwise each is valid only during fn.
-  bool framesStayValid() const { return fast_ != nullptr && !handed_over_; }
+  bool framesStayValid() const {
+    return fast_ != nullptr && fast_->state() != SavefileReader::State::kHandOver;
+  }
   std::string lastError() const;
   // Records read by the fast reader before it handed the file to libpcap, and
   // why (kNone while it reads or when it read the whole file).
@@ -76,8 +78,7 @@ class PcapCapture {
   // libpcap reads on from the record the fast reader stopped at.
   bool handOver();
   pcap* p_;
-  std::unique_ptr<SavefileReader> fast_;
-  bool handed_over_ = false;
+  std::unique_ptr<SavefileReader> fast_;  // until it hands over, the reader of records
   std::string error_;  // ours, when libpcap has none to give
   std::string name_;
   bool nano_;     // offline files are opened with nanosecond precision
@@ -114,7 +115,7 @@ inline uint32_t pcapCaplen(const void* pkthdr) { return static_cast<const PcapHe
 
 template <class Fn>
 int PcapCapture::dispatch(int max, Fn&& fn) {
-  if (fast_ != nullptr && !handed_over_) {
+  if (framesStayValid()) {
     const int n = fast_->dispatch(max, fn);
     switch (fast_->state()) {
       case SavefileReader::State::kReading:
@@ -122,12 +123,12 @@ int PcapCapture::dispatch(int max, Fn&& fn) {
       case SavefileReader::State::kEnd:
         return n > 0 ? n : -2;
       case SavefileReader::State::kHandOver:
-        // Now, so that framesStayValid() is right for the next call; the
-        // frames of this one stay in the reader's buffer.
-        if (!handOver()) return -1;
-        return n;
+        // libpcap reads from the next call on (0 frames here is not the
+        // end: call again); the frames of this call stay in the reader's buffer.
+        return handOver() ? n : -1;
     }
   }
+  if (!error_.empty()) return -1;  // libpcap could not be placed at the record
   Thunk<std::remove_reference_t<Fn>> t{&fn, nano_};
   return dispatchRaw(
       max,
