@@ -80,10 +80,8 @@ std::unique_ptr<SavefileReader> fastReader(pcap_t* p, const std::string& path) {
   format.max_caplen = std::min(static_cast<uint32_t>(snapshot), kMaxSnaplen);
   // No bigger than the file: a short capture needs no 1 MiB.
   constexpr uint64_t kFileHeader = 24;
-  const auto file_bytes = static_cast<uint64_t>(st.st_size);
-  const size_t buffer =
-      file_bytes < SavefileReader::kDefaultBuffer ? file_bytes : SavefileReader::kDefaultBuffer;
-  return std::make_unique<SavefileReader>(fd, kFileHeader, format, buffer);
+  const auto buffer = std::min<uint64_t>(static_cast<uint64_t>(st.st_size), SavefileReader::kDefaultBuffer);
+  return std::make_unique<SavefileReader>(fd, kFileHeader, format, static_cast<size_t>(buffer));
 }
 
 }  // namespace

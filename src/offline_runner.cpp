@@ -1,6 +1,7 @@
 #include "mqttlive/offline_runner.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "mqttlive/capture.h"
 #include "mqttlive/json_events.h"
@@ -8,18 +9,18 @@
 namespace mqttlive {
 
 int feedOffline(PcapCapture& cap, FrameBatcher& batch, Micros& last_ts, int max) {
-  int n;
-  if (cap.framesStayValid()) {
-    n = cap.dispatch(max, [&](Micros ts, std::span<const uint8_t> frame) {
+  // One loop, compiled for each way of adding (no per-frame test).
+  auto feed = [&](auto in_place) {
+    return cap.dispatch(max, [&](Micros ts, std::span<const uint8_t> frame) {
       last_ts = ts = std::max(ts, last_ts);
-      batch.addInPlace(ts, frame);
+      if constexpr (decltype(in_place)::value) {
+        batch.addInPlace(ts, frame);
+      } else {
+        batch.add(ts, frame);
+      }
     });
-  } else {
-    n = cap.dispatch(max, [&](Micros ts, std::span<const uint8_t> frame) {
-      last_ts = ts = std::max(ts, last_ts);
-      batch.add(ts, frame);
-    });
-  }
+  };
+  const int n = cap.framesStayValid() ? feed(std::true_type{}) : feed(std::false_type{});
   batch.flush();
   return n;
 }

@@ -32,8 +32,11 @@ void SavefileReader::refill() {
     have_ += static_cast<size_t>(n);
   }
   if (wholeRecordAt(0)) return;
-  state_ = have_ == 0 ? State::kEnd : State::kHandOver;
-  if (have_ == 0) return;
+  if (have_ == 0) {
+    state_ = State::kEnd;
+    return;
+  }
+  state_ = State::kHandOver;
   // Either longer than the buffer (the file grew since it was sized) or
   // than max_caplen, or cut off by the end of the file.
   const bool long_record = !eof_ || (have_ >= kRecordHeader && caplen(buf_.get()) > format_.max_caplen);

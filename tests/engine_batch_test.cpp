@@ -44,12 +44,51 @@ void run(int link, const std::vector<Frame>& frames, size_t chunk, Result& r) {
     std::vector<Engine::Frame> batch;
     for (size_t i = 0; i < frames.size(); i += chunk) {
       batch.clear();
-      for (size_t j = i; j < std::min(frames.size(), i + chunk); ++j) batch.push_back({frames[j].ts, frames[j].bytes});
+      for (size_t j = i; j < std::min(frames.size(), i + chunk); ++j)
+        batch.push_back({frames[j].ts, frames[j].bytes});
       engine.onFrames(link, batch);
     }
   }
   engine.finish(frames.empty() ? kT0 : frames.back().ts + 1);
   r.stats = engine.stats();
+}
+
+// Through FrameBatcher, as the capture loops feed the engine: frames copied
+// (libpcap's) or left in place (the savefile reader's; here the vector holds them).
+void runBatcher(int link, const std::vector<Frame>& frames, bool in_place, Result& r) {
+  EngineConfig cfg;
+  Engine engine(cfg, r.sink);
+  FrameBatcher batch(engine, link);
+  for (const Frame& f : frames) {
+    if (in_place) {
+      batch.addInPlace(f.ts, f.bytes);
+    } else {
+      batch.add(f.ts, f.bytes);
+    }
+  }
+  batch.flush();
+  engine.finish(frames.empty() ? kT0 : frames.back().ts + 1);
+  r.stats = engine.stats();
+}
+
+void expectSameResult(const Result& b, const Result& one) {
+  EXPECT_EQ(b.sink.lines, one.sink.lines);
+  EXPECT_EQ(b.sink.rtts, one.sink.rtts);
+  EXPECT_EQ(b.sink.delays, one.sink.delays);
+  ASSERT_EQ(b.sink.acks.size(), one.sink.acks.size());
+  for (size_t i = 0; i < one.sink.acks.size(); ++i)
+    EXPECT_EQ(b.sink.acks[i].latency, one.sink.acks[i].latency);
+  EXPECT_EQ(b.stats.packets, one.stats.packets);
+  EXPECT_EQ(b.stats.bytes, one.stats.bytes);
+  EXPECT_EQ(b.stats.not_broker_port, one.stats.not_broker_port);
+  EXPECT_EQ(b.stats.tcp_flows, one.stats.tcp_flows);
+  EXPECT_EQ(b.stats.gaps, one.stats.gaps);
+  EXPECT_EQ(b.stats.late_segments, one.stats.late_segments);
+  for (int i = 0; i < static_cast<int>(DecodeStatus::kCount); ++i)
+    EXPECT_EQ(b.stats.decode_status[i], one.stats.decode_status[i]);
+  for (int s = 0; s < 2; ++s)
+    for (int t = 0; t < kPacketTypeCount; ++t)
+      EXPECT_EQ(b.stats.mqtt_packets[s][t], one.stats.mqtt_packets[s][t]);
 }
 
 void expectSame(int link, const std::vector<Frame>& frames, const std::string& what) {
@@ -59,29 +98,14 @@ void expectSame(int link, const std::vector<Frame>& frames, const std::string& w
     Result b;
     run(link, frames, chunk, b);
     SCOPED_TRACE(what + ", chunks of " + std::to_string(chunk));
-    EXPECT_EQ(b.sink.lines, one.sink.lines);
-    EXPECT_EQ(b.sink.rtts, one.sink.rtts);
-    EXPECT_EQ(b.sink.delays, one.sink.delays);
-    ASSERT_EQ(b.sink.acks.size(), one.sink.acks.size());
-    for (size_t i = 0; i < one.sink.acks.size(); ++i) EXPECT_EQ(b.sink.acks[i].latency, one.sink.acks[i].latency);
-    EXPECT_EQ(b.stats.packets, one.stats.packets);
-    EXPECT_EQ(b.stats.bytes, one.stats.bytes);
-    EXPECT_EQ(b.stats.not_broker_port, one.stats.not_broker_port);
-    EXPECT_EQ(b.stats.tcp_flows, one.stats.tcp_flows);
-    EXPECT_EQ(b.stats.gaps, one.stats.gaps);
-    EXPECT_EQ(b.stats.late_segments, one.stats.late_segments);
-    for (int i = 0; i < static_cast<int>(DecodeStatus::kCount); ++i)
-      EXPECT_EQ(b.stats.decode_status[i], one.stats.decode_status[i]);
-    for (int s = 0; s < 2; ++s)
-      for (int t = 0; t < kPacketTypeCount; ++t) EXPECT_EQ(b.stats.mqtt_packets[s][t], one.stats.mqtt_packets[s][t]);
+    expectSameResult(b, one);
   }
 }
 
-// 300 clients in round-robin: handshake, CONNECT, CONNACK, pings, QoS 1
+// `kClients` (300) clients in round-robin: handshake, CONNECT, CONNACK, pings, QoS 1
 // publishes, reordered segments, takeovers (every 7th reuses an earlier id),
 // resets, FINs, silent ones that expire, and traffic of another port.
-std::vector<Frame> interleaved() {
-  constexpr int kClients = 300;
+std::vector<Frame> interleaved(int kClients = 300) {
   const Endpoint broker = testing::v4("10.9.0.1", 1883);
   struct C {
     Endpoint ep;
@@ -176,6 +200,22 @@ TEST(EngineBatch, InterleavedConnectionsSameAsFrameByFrame) {
   EXPECT_GT(one.sink.rtts.size(), 500u);
   EXPECT_GT(one.stats.reassembly.out_of_order_segments, 10u);
   expectSame(dlt::kEthernet, frames, "interleaved");
+}
+
+// Enough connections for FrameBatcher to batch (beyond its 2,048-flow
+// threshold), then with copies and in place.
+TEST(EngineBatch, FrameBatcherCopiedOrInPlaceSameAsFrameByFrame) {
+  const std::vector<Frame> frames = interleaved(3000);
+  Result one;
+  run(dlt::kEthernet, frames, 0, one);
+  EXPECT_EQ(one.sink.count(EventType::kConnected), 3000u);
+  EXPECT_GT(one.stats.tcp_flows, 2048u);
+  for (bool in_place : {false, true}) {
+    SCOPED_TRACE(in_place ? "in place" : "copied");
+    Result b;
+    runBatcher(dlt::kEthernet, frames, in_place, b);
+    expectSameResult(b, one);
+  }
 }
 
 TEST(EngineBatch, SharedCapturesSameAsFrameByFrame) {

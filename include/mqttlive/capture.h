@@ -120,8 +120,8 @@ int PcapCapture::dispatch(int max, Fn&& fn) {
     switch (fast_->state()) {
       case SavefileReader::State::kReading:
         return n;
-      case SavefileReader::State::kEnd:
-        return n > 0 ? n : -2;
+      case SavefileReader::State::kEnd:  // found before a record of this call
+        return -2;
       case SavefileReader::State::kHandOver:
         // libpcap reads from the next call on (0 frames here is not the
         // end: call again); the frames of this call stay in the reader's buffer.
